@@ -1,0 +1,158 @@
+/* Elementwise kernels: unary maps with scalar parameters, broadcasting binary maps, where, and
+ * gradient accumulation. Types come from macros instantiated for float and double; <tgmath.h>
+ * picks expf or exp by argument type. */
+#include <tgmath.h>
+
+#include "kernels/iter.h"
+#include "kernels/kernels.h"
+#include "tensor/shape.h"
+
+#define MAP_LOOP(T, EXPR)                                                                     \
+    do {                                                                                      \
+        const T *restrict xs = x;                                                             \
+        T *restrict ys = y;                                                                   \
+        const T k0 = (T)c0, k1 = (T)c1;                                                       \
+        (void)k0;                                                                             \
+        (void)k1;                                                                             \
+        _Pragma("omp parallel for simd if (n >= TG_PARALLEL_MIN)")                           \
+        for (int64_t i = 0; i < n; i++) {                                                     \
+            const T v = xs[i];                                                                \
+            ys[i] = (EXPR);                                                                   \
+        }                                                                                     \
+    } while (0)
+
+#define UNARY_SWITCH(T)                                                                       \
+    switch (op) {                                                                             \
+    case TG_U_NEG: MAP_LOOP(T, -v); break;                                                    \
+    case TG_U_EXP: MAP_LOOP(T, exp(v)); break;                                                \
+    case TG_U_LOG: MAP_LOOP(T, log(v)); break;                                                \
+    case TG_U_SQRT: MAP_LOOP(T, sqrt(v)); break;                                              \
+    case TG_U_RSQRT: MAP_LOOP(T, (T)1 / sqrt(v)); break;                                      \
+    case TG_U_ABS: MAP_LOOP(T, fabs(v)); break;                                               \
+    case TG_U_SQUARE: MAP_LOOP(T, v * v); break;                                              \
+    case TG_U_TANH: MAP_LOOP(T, tanh(v)); break;                                              \
+    case TG_U_SIGMOID: MAP_LOOP(T, (T)1 / ((T)1 + exp(-v))); break;                           \
+    case TG_U_RELU: MAP_LOOP(T, v < 0 ? (T)0 : v); break;                                     \
+    case TG_U_SIGN: MAP_LOOP(T, (T)((v > 0) - (v < 0))); break;                               \
+    case TG_U_POW: MAP_LOOP(T, pow(v, k0)); break;                                            \
+    case TG_U_CLAMP: MAP_LOOP(T, v < k0 ? k0 : (v > k1 ? k1 : v)); break;                     \
+    case TG_U_ADD_S: MAP_LOOP(T, v + k0); break;                                              \
+    case TG_U_SUB_S: MAP_LOOP(T, v - k0); break;                                              \
+    case TG_U_MUL_S: MAP_LOOP(T, v * k0); break;                                              \
+    case TG_U_DIV_S: MAP_LOOP(T, v / k0); break;                                              \
+    case TG_U_RSUB_S: MAP_LOOP(T, k0 - v); break;                                             \
+    case TG_U_RDIV_S: MAP_LOOP(T, k0 / v); break;                                             \
+    case TG_U_GT_S: MAP_LOOP(T, (T)(v > k0)); break;                                          \
+    case TG_U_GE_S: MAP_LOOP(T, (T)(v >= k0)); break;                                         \
+    case TG_U_LT_S: MAP_LOOP(T, (T)(v < k0)); break;                                          \
+    case TG_U_LE_S: MAP_LOOP(T, (T)(v <= k0)); break;                                         \
+    case TG_U_EQ_S: MAP_LOOP(T, (T)(v == k0)); break;                                         \
+    }
+
+void tg_k_unary(tg_kunary op, tg_dtype dt, int64_t n, const void *x, void *y, double c0,
+                double c1) {
+    if (dt == TG_F32) {
+        UNARY_SWITCH(float)
+    } else {
+        UNARY_SWITCH(double)
+    }
+}
+
+/* One innermost run of a binary op, specialised on which operand is broadcast (stride 0). */
+#define BIN_RUN(T, EXPR)                                                                      \
+    do {                                                                                      \
+        const T *restrict pa = (const T *)a + it.off[1];                                      \
+        const T *restrict pb = (const T *)b + it.off[2];                                      \
+        T *restrict po = (T *)out + it.off[0];                                                \
+        const int64_t m = it.inner, ia = it.inner_stride[1], ib = it.inner_stride[2];         \
+        if (ia == 1 && ib == 1) {                                                             \
+            for (int64_t i = 0; i < m; i++) { const T u = pa[i], v = pb[i]; po[i] = (EXPR); } \
+        } else if (ia == 0 && ib == 1) {                                                      \
+            const T u = pa[0];                                                                \
+            for (int64_t i = 0; i < m; i++) { const T v = pb[i]; po[i] = (EXPR); }            \
+        } else if (ia == 1 && ib == 0) {                                                      \
+            const T v = pb[0];                                                                \
+            for (int64_t i = 0; i < m; i++) { const T u = pa[i]; po[i] = (EXPR); }            \
+        } else {                                                                              \
+            for (int64_t i = 0; i < m; i++) {                                                 \
+                const T u = pa[i * ia], v = pb[i * ib];                                       \
+                po[i] = (EXPR);                                                               \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/* NaN propagates through maximum and minimum, as in PyTorch. */
+#define BINARY_SWITCH(T)                                                                      \
+    switch (op) {                                                                             \
+    case TG_B_ADD: BIN_RUN(T, u + v); break;                                                  \
+    case TG_B_SUB: BIN_RUN(T, u - v); break;                                                  \
+    case TG_B_MUL: BIN_RUN(T, u * v); break;                                                  \
+    case TG_B_DIV: BIN_RUN(T, u / v); break;                                                  \
+    case TG_B_MAX: BIN_RUN(T, (u > v || u != u) ? u : v); break;                              \
+    case TG_B_MIN: BIN_RUN(T, (u < v || u != u) ? u : v); break;                              \
+    case TG_B_GT: BIN_RUN(T, (T)(u > v)); break;                                              \
+    case TG_B_GE: BIN_RUN(T, (T)(u >= v)); break;                                             \
+    case TG_B_LT: BIN_RUN(T, (T)(u < v)); break;                                              \
+    case TG_B_LE: BIN_RUN(T, (T)(u <= v)); break;                                             \
+    case TG_B_EQ: BIN_RUN(T, (T)(u == v)); break;                                             \
+    }
+
+void tg_k_binary(tg_kbinary op, tg_dtype dt, int ndim, const int64_t *shape, const int64_t *sa,
+                 const int64_t *sb, const void *a, const void *b, void *out) {
+    int64_t strides[3][TG_MAX_DIMS];
+    tg_contiguous_strides(ndim, shape, strides[0]);
+    for (int d = 0; d < ndim; d++) {
+        strides[1][d] = sa[d];
+        strides[2][d] = sb[d];
+    }
+    tg_iter it;
+    if (!tg_iter_init(&it, ndim, shape, 3, strides)) return;
+    do {
+        if (dt == TG_F32) {
+            BINARY_SWITCH(float)
+        } else {
+            BINARY_SWITCH(double)
+        }
+    } while (tg_iter_next(&it));
+}
+
+#define WHERE_RUN(T)                                                                          \
+    do {                                                                                      \
+        const T *pm = (const T *)mask + it.off[1], *pa = (const T *)a + it.off[2];            \
+        const T *pb = (const T *)b + it.off[3];                                               \
+        T *po = (T *)out + it.off[0];                                                         \
+        const int64_t im = it.inner_stride[1], ia = it.inner_stride[2];                       \
+        const int64_t ib = it.inner_stride[3];                                                \
+        for (int64_t i = 0; i < it.inner; i++) po[i] = pm[i * im] != 0 ? pa[i * ia] : pb[i * ib]; \
+    } while (0)
+
+void tg_k_where(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *sm,
+                const int64_t *sa, const int64_t *sb, const void *mask, const void *a,
+                const void *b, void *out) {
+    int64_t strides[4][TG_MAX_DIMS];
+    tg_contiguous_strides(ndim, shape, strides[0]);
+    for (int d = 0; d < ndim; d++) {
+        strides[1][d] = sm[d];
+        strides[2][d] = sa[d];
+        strides[3][d] = sb[d];
+    }
+    tg_iter it;
+    if (!tg_iter_init(&it, ndim, shape, 4, strides)) return;
+    do {
+        if (dt == TG_F32) WHERE_RUN(float);
+        else WHERE_RUN(double);
+    } while (tg_iter_next(&it));
+}
+
+#define ACC_LOOP(T)                                                                           \
+    do {                                                                                      \
+        T *restrict pa = acc;                                                                 \
+        const T *restrict px = x;                                                             \
+        _Pragma("omp parallel for simd if (n >= TG_PARALLEL_MIN)")                           \
+        for (int64_t i = 0; i < n; i++) pa[i] += px[i];                                       \
+    } while (0)
+
+void tg_k_accumulate(tg_dtype dt, int64_t n, void *acc, const void *x) {
+    if (dt == TG_F32) ACC_LOOP(float);
+    else ACC_LOOP(double);
+}

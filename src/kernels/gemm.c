@@ -1,0 +1,46 @@
+/* Matrix products through BLIS's typed API. Row-major operands are described to BLIS by their
+ * row and column strides, so a transpose is a swap of strides, never a copy. */
+#include <blis.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* BLIS rejects ambiguous strides on degenerate (single row or column) matrices; give the
+ * unused stride a value consistent with a general-stride layout. */
+static void tidy_strides(int64_t rows, int64_t cols, inc_t *rs, inc_t *cs) {
+    if (rows == 1 && cols == 1) {
+        *rs = *cs = 1;
+    } else if (rows == 1) {
+        *rs = cols * *cs;
+    } else if (cols == 1) {
+        *cs = rows * *rs;
+    }
+}
+
+void tg_k_gemm(tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+               double alpha, const void *a, const void *b, double beta, void *c) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) { /* an empty sum: C = beta * C */
+        if (beta == 0.0) {
+            memset(c, 0, (size_t)(m * n) * tg_dtype_size(dt));
+        } else {
+            tg_k_unary(TG_U_MUL_S, dt, m * n, c, c, beta, 0.0);
+        }
+        return;
+    }
+    /* A is stored [m, k] (row stride k) or, transposed, [k, m] (column stride m). */
+    inc_t rsa = trans_a ? 1 : k, csa = trans_a ? m : 1;
+    inc_t rsb = trans_b ? 1 : n, csb = trans_b ? k : 1;
+    inc_t rsc = n, csc = 1;
+    tidy_strides(m, k, &rsa, &csa);
+    tidy_strides(k, n, &rsb, &csb);
+    tidy_strides(m, n, &rsc, &csc);
+    if (dt == TG_F32) {
+        float al = (float)alpha, be = (float)beta;
+        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &al, (float *)a, rsa, csa,
+                  (float *)b, rsb, csb, &be, c, rsc, csc);
+    } else {
+        bli_dgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (double *)a, rsa, csa,
+                  (double *)b, rsb, csb, &beta, c, rsc, csc);
+    }
+}

@@ -1,0 +1,81 @@
+/* A strided N-d iterator over up to four operands, used by every kernel that walks shapes which
+ * broadcast or reduce. Dimensions of size 1 are dropped and adjacent dimensions that are
+ * contiguous for every operand are merged, so the innermost run is as long as possible; after
+ * that each operand's innermost stride is 0 (broadcast) or 1 for contiguous inputs.
+ *
+ *   tg_iter it;
+ *   if (tg_iter_init(&it, ndim, shape, nops, strides)) do {
+ *       run over it.inner elements: operand k starts at it.off[k], steps it.inner_stride[k]
+ *   } while (tg_iter_next(&it));
+ */
+#ifndef TG_ITER_H
+#define TG_ITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tapegrad.h"
+
+enum { TG_ITER_MAX_OPS = 4 };
+
+typedef struct tg_iter {
+    int ndim;     /* collapsed rank, >= 1 */
+    int nops;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t stride[TG_ITER_MAX_OPS][TG_MAX_DIMS];
+    int64_t idx[TG_MAX_DIMS];
+    int64_t off[TG_ITER_MAX_OPS];
+    int64_t inner;                          /* length of the innermost run */
+    int64_t inner_stride[TG_ITER_MAX_OPS];
+} tg_iter;
+
+/* strides[k][d]: element stride of operand k along dim d of `shape`. Returns false when the
+ * shape has no elements (nothing to iterate). */
+static inline bool tg_iter_init(tg_iter *it, int ndim, const int64_t *shape, int nops,
+                                const int64_t (*strides)[TG_MAX_DIMS]) {
+    it->nops = nops;
+    int n = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 0) return false;
+        if (shape[d] == 1) continue;
+        bool merge = n > 0;
+        for (int k = 0; k < nops && merge; k++)
+            merge = it->stride[k][n - 1] == strides[k][d] * shape[d];
+        if (merge) {
+            it->shape[n - 1] *= shape[d];
+            for (int k = 0; k < nops; k++) it->stride[k][n - 1] = strides[k][d];
+        } else {
+            it->shape[n] = shape[d];
+            for (int k = 0; k < nops; k++) it->stride[k][n] = strides[k][d];
+            n++;
+        }
+    }
+    if (n == 0) { /* a single element */
+        it->shape[0] = 1;
+        for (int k = 0; k < nops; k++) it->stride[k][0] = 0;
+        n = 1;
+    }
+    it->ndim = n;
+    for (int d = 0; d < n; d++) it->idx[d] = 0;
+    for (int k = 0; k < nops; k++) {
+        it->off[k] = 0;
+        it->inner_stride[k] = it->stride[k][n - 1];
+    }
+    it->inner = it->shape[n - 1];
+    return true;
+}
+
+/* Advances to the next innermost run; false when done. */
+static inline bool tg_iter_next(tg_iter *it) {
+    for (int d = it->ndim - 2; d >= 0; d--) {
+        if (++it->idx[d] < it->shape[d]) {
+            for (int k = 0; k < it->nops; k++) it->off[k] += it->stride[k][d];
+            return true;
+        }
+        it->idx[d] = 0;
+        for (int k = 0; k < it->nops; k++) it->off[k] -= it->stride[k][d] * (it->shape[d] - 1);
+    }
+    return false;
+}
+
+#endif

@@ -1,0 +1,66 @@
+/* Reduction kernels: sums over any set of dims (through the strided iterator, with the output
+ * broadcast along reduced dims) and max/min with arg-index along one axis. */
+#include <string.h>
+
+#include "kernels/iter.h"
+#include "kernels/kernels.h"
+#include "tensor/shape.h"
+
+/* Reduced innermost run (output stride 0): accumulate the run in A, add once. Otherwise the
+ * output advances with the input and the run is added elementwise. */
+#define SUM_RUN(T, A)                                                                         \
+    do {                                                                                      \
+        const T *restrict px = (const T *)x + it.off[0];                                      \
+        T *restrict po = (T *)out + it.off[1];                                                \
+        if (it.inner_stride[1] == 0) {                                                        \
+            A acc = 0;                                                                        \
+            for (int64_t i = 0; i < it.inner; i++) acc += px[i];                              \
+            *po += (T)acc;                                                                    \
+        } else {                                                                              \
+            for (int64_t i = 0; i < it.inner; i++) po[i] += px[i];                            \
+        }                                                                                     \
+    } while (0)
+
+void tg_k_sum(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *out_strides,
+              const void *x, void *out, int64_t out_numel) {
+    memset(out, 0, (size_t)out_numel * tg_dtype_size(dt));
+    int64_t strides[2][TG_MAX_DIMS];
+    tg_contiguous_strides(ndim, shape, strides[0]);
+    for (int d = 0; d < ndim; d++) strides[1][d] = out_strides[d];
+    tg_iter it;
+    if (!tg_iter_init(&it, ndim, shape, 2, strides)) return;
+    do {
+        if (dt == TG_F32) SUM_RUN(float, double);
+        else SUM_RUN(double, double);
+    } while (tg_iter_next(&it));
+}
+
+#define BETTER(v, best) (is_min ? ((v) < (best)) : ((v) > (best)))
+
+#define MAX_AXIS(T)                                                                           \
+    do {                                                                                      \
+        const T *px = x;                                                                      \
+        T *pv = out_val;                                                                      \
+        for (int64_t o = 0; o < outer; o++) {                                                 \
+            for (int64_t j = 0; j < inner; j++) {                                             \
+                const T *col = px + o * len * inner + j;                                      \
+                T best = col[0];                                                              \
+                int64_t arg = 0;                                                              \
+                for (int64_t i = 1; i < len && best == best; i++) {                           \
+                    T v = col[i * inner];                                                     \
+                    if (BETTER(v, best) || v != v) {                                          \
+                        best = v;                                                             \
+                        arg = i;                                                              \
+                    }                                                                         \
+                }                                                                             \
+                if (pv) pv[o * inner + j] = best;                                             \
+                out_idx[o * inner + j] = arg;                                                 \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+void tg_k_max_axis(tg_dtype dt, bool is_min, int64_t outer, int64_t len, int64_t inner,
+                   const void *x, void *out_val, int64_t *out_idx) {
+    if (dt == TG_F32) MAX_AXIS(float);
+    else MAX_AXIS(double);
+}

@@ -1,0 +1,104 @@
+/* Sliding-window primitives: unfold2d (im2col) and fold2d (col2im), each the other's VJP. With
+ * cols laid out [N, C*KH*KW, OH*OW], a convolution is one batched GEMM against the weights
+ * viewed as [OC, C*KH*KW], and pooling is a reduction over the middle axis. */
+#include "ops/op.h"
+
+int64_t tg_window2d_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                        int64_t dilation) {
+    int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
+typedef struct window_params {
+    tg_window2d win;
+} window_params;
+
+/* Validates win against a [N, C, H, W] input and fills the kernel's description. */
+static bool describe(tg_tape *tp, const char *op, const tg_window2d *win, int64_t n, int64_t c,
+                     int64_t h, int64_t w, tg_kwindow *k) {
+    if (!win) {
+        tg_fail(tp, "%s: window is NULL", op);
+        return false;
+    }
+    if (win->kernel_h < 1 || win->kernel_w < 1 || win->stride_h < 1 || win->stride_w < 1 ||
+        win->pad_h < 0 || win->pad_w < 0 || win->dilation_h < 1 || win->dilation_w < 1) {
+        tg_fail(tp, "%s: window needs kernel, stride, dilation >= 1 and padding >= 0 (kernel "
+                    "%lldx%lld, stride %lldx%lld, padding %lldx%lld, dilation %lldx%lld)", op,
+                (long long)win->kernel_h, (long long)win->kernel_w, (long long)win->stride_h,
+                (long long)win->stride_w, (long long)win->pad_h, (long long)win->pad_w,
+                (long long)win->dilation_h, (long long)win->dilation_w);
+        return false;
+    }
+    *k = (tg_kwindow){
+        .n = n, .c = c, .h = h, .w = w,
+        .kh = win->kernel_h, .kw = win->kernel_w, .sh = win->stride_h, .sw = win->stride_w,
+        .ph = win->pad_h, .pw = win->pad_w, .dh = win->dilation_h, .dw = win->dilation_w,
+        .oh = tg_window2d_out(h, win->kernel_h, win->stride_h, win->pad_h, win->dilation_h),
+        .ow = tg_window2d_out(w, win->kernel_w, win->stride_w, win->pad_w, win->dilation_w),
+    };
+    if (k->oh < 1 || k->ow < 1) {
+        tg_fail(tp, "%s: a %lldx%lld input padded by %lldx%lld is smaller than the dilated "
+                    "%lldx%lld kernel", op, (long long)h, (long long)w, (long long)win->pad_h,
+                (long long)win->pad_w, (long long)win->kernel_h, (long long)win->kernel_w);
+        return false;
+    }
+    return true;
+}
+
+static void unfold2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
+    (void)need;
+    const tg_tensor *x = TG_IN(n, 0);
+    gin[0] = tg_fold2d(tp, g, x->shape[2], x->shape[3], &TG_PARAMS(n, window_params)->win);
+}
+static void fold2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
+    (void)need;
+    tg_window2d win = TG_PARAMS(n, window_params)->win;
+    win.pad_value = 0.0;
+    gin[0] = tg_unfold2d(tp, g, &win);
+}
+static const tg_op unfold2d_op = {"unfold2d", unfold2d_vjp}, fold2d_op = {"fold2d", fold2d_vjp};
+
+tg_tensor *tg_unfold2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
+    if (!tg_op_begin(tp, "unfold2d", 1, &x) || !tg_op_same_float(tp, "unfold2d", 1, &x)) return NULL;
+    if (x->ndim != 4) {
+        tg_fail(tp, "unfold2d: input must be [N, C, H, W], got %s", TG_SHAPE_STR(x));
+        return NULL;
+    }
+    tg_kwindow k;
+    if (!describe(tp, "unfold2d", win, x->shape[0], x->shape[1], x->shape[2], x->shape[3], &k))
+        return NULL;
+    int64_t shape[3] = {k.n, k.c * k.kh * k.kw, k.oh * k.ow};
+    tg_tensor *cols = tg_tensor_alloc(tp, x->dtype, 3, shape);
+    if (!cols) return NULL;
+    tg_k_unfold2d(x->dtype, &k, x->data, cols->data, win->pad_value);
+    window_params p = {*win};
+    return tg_record(tp, &unfold2d_op, cols, 1, &x, &p, sizeof p) ? cols : NULL;
+}
+
+tg_tensor *tg_fold2d(tg_tape *tp, tg_tensor *cols, int64_t height, int64_t width,
+                     const tg_window2d *win) {
+    if (!tg_op_begin(tp, "fold2d", 1, &cols) || !tg_op_same_float(tp, "fold2d", 1, &cols))
+        return NULL;
+    if (cols->ndim != 3 || !win || win->kernel_h < 1 || win->kernel_w < 1 || height < 1 ||
+        width < 1 || cols->shape[1] % (win->kernel_h * win->kernel_w) != 0) {
+        tg_fail(tp, "fold2d: cols %s must be [N, C*KH*KW, OH*OW] for a valid window and a "
+                    "positive output size (got %lldx%lld)", TG_SHAPE_STR(cols),
+                (long long)height, (long long)width);
+        return NULL;
+    }
+    tg_kwindow k;
+    int64_t c = cols->shape[1] / (win->kernel_h * win->kernel_w);
+    if (!describe(tp, "fold2d", win, cols->shape[0], c, height, width, &k)) return NULL;
+    if (k.oh * k.ow != cols->shape[2]) {
+        tg_fail(tp, "fold2d: cols %s has %lld positions but a %lldx%lld output with this window "
+                    "has %lldx%lld", TG_SHAPE_STR(cols), (long long)cols->shape[2],
+                (long long)height, (long long)width, (long long)k.oh, (long long)k.ow);
+        return NULL;
+    }
+    int64_t shape[4] = {k.n, c, height, width};
+    tg_tensor *x = tg_tensor_alloc(tp, cols->dtype, 4, shape);
+    if (!x) return NULL;
+    tg_k_fold2d(cols->dtype, &k, cols->data, x->data);
+    window_params p = {*win};
+    return tg_record(tp, &fold2d_op, x, 1, &cols, &p, sizeof p) ? x : NULL;
+}
