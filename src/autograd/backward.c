@@ -172,12 +172,17 @@ int tg_grad(tg_tape *tp, int n_outputs, tg_tensor *const *outputs, tg_tensor *co
     }
     sweep s = {.tp = tp, .fn = "grad", .n_inputs = n_inputs, .inputs = inputs,
                .input_grads = grads};
-    for (int i = 0; i < n_inputs; i++) grads[i] = NULL;
+    for (int i = 0; grads && i < n_inputs; i++) grads[i] = NULL;
     if (run(&s, n_outputs, outputs, seeds, create_graph) != 0) return -1;
     for (int i = 0; i < n_inputs; i++) {
         tg_tensor *x = inputs[i];
         if (x->node && x->tape == tp && x->node->index < s.n_nodes) grads[i] = s.grads[x->node->index];
+        for (int j = 0; j < i && !grads[i]; j++)
+            if (inputs[j] == x) grads[i] = grads[j]; /* a leaf listed twice: the sweep filled j */
         if (!grads[i]) grads[i] = tg_zeros_like(tp, x);
+        /* A gradient that is the caller's own (persistent) seed is handed back as a tape copy,
+         * so the results never alias the caller's tensors. */
+        else if (grads[i]->tape != tp) grads[i] = tg_mul_scalar(tp, grads[i], 1.0);
         if (!grads[i]) return -1;
     }
     return 0;

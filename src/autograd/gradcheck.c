@@ -78,19 +78,24 @@ static bool vjp(checker *c, tg_tensor *y, tg_tensor *seed, tg_tensor **grads) {
 
 static int check_full(checker *c, tg_tensor *y) {
     const int64_t m = y->numel;
-    tg_tensor *seed = tg_zeros(c->tp, TG_F64, y->ndim, y->shape);
     double *plus = malloc((size_t)(m ? m : 1) * 2 * sizeof *plus), *minus = plus + m;
     tg_tensor **rows = calloc((size_t)(m ? m : 1) * (size_t)c->n_inputs, sizeof *rows);
     int status = 0;
-    if (!seed || !plus || !rows) {
+    if (!plus || !rows) {
         status = cannot(c, "out of memory%s", NULL);
         goto done;
     }
-    /* analytic: one reverse pass per output element gives one row of every input's Jacobian */
+    /* analytic: one reverse pass per output element gives one row of every input's Jacobian.
+     * Each row gets its own one-hot seed: a gradient may be the seed tensor itself (an op whose
+     * VJP passes g through), so a shared seed reset after the pass would zero that row. */
     for (int64_t j = 0; j < m && status == 0; j++) {
+        tg_tensor *seed = tg_zeros(c->tp, TG_F64, y->ndim, y->shape);
+        if (!seed) {
+            status = cannot(c, "out of memory%s", NULL);
+            break;
+        }
         ((double *)seed->data)[j] = 1.0;
         if (!vjp(c, y, seed, rows + j * c->n_inputs)) status = -1;
-        ((double *)seed->data)[j] = 0.0;
     }
     /* numeric: one column per input element */
     for (int i = 0, k = 0; i < c->n_inputs && status == 0; i++) {

@@ -54,7 +54,7 @@ tg_tensor *tg_tensor_alloc(tg_tape *tp, tg_dtype dtype, int ndim, const int64_t 
     t->ndim = ndim;
     t->requires_grad = false;
     t->numel = numel;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape); /* rank 0: may be NULL */
     t->data = data;
     t->own_version = 0;
     t->version = &t->own_version;
