@@ -44,6 +44,7 @@ void tg_tape_clear_error(tg_tape *tp) {
 }
 
 tg_tape_stats tg_tape_get_stats(const tg_tape *tp) {
+    if (!tp) return (tg_tape_stats){0};
     return (tg_tape_stats){
         .bytes_reserved = tp->arena.reserved,
         .bytes_used = tp->arena.used,
@@ -54,12 +55,13 @@ tg_tape_stats tg_tape_get_stats(const tg_tape *tp) {
 }
 
 bool tg_tape_set_grad_enabled(tg_tape *tp, bool enabled) {
+    if (!tp) return false;
     bool was = tp->grad_enabled;
     tp->grad_enabled = enabled;
     return was;
 }
 
-bool tg_tape_grad_enabled(const tg_tape *tp) { return tp->grad_enabled; }
+bool tg_tape_grad_enabled(const tg_tape *tp) { return tp && tp->grad_enabled; }
 
 bool tg_record(tg_tape *tp, const tg_op *op, tg_tensor *out, int n, tg_tensor *const *in,
                const void *params, size_t size) {
