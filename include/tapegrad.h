@@ -178,6 +178,8 @@ int tg_grad(tg_tape *tp, int n_outputs, tg_tensor *const *outputs, tg_tensor *co
 tg_tensor *tg_neg(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_log(tg_tape *tp, tg_tensor *x);
+/* log(1 + x), accurate for small x. */
+tg_tensor *tg_log1p(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_rsqrt(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_abs(tg_tape *tp, tg_tensor *x);
@@ -185,6 +187,8 @@ tg_tensor *tg_square(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x);
 tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);
+/* The error function (exact GELU); gradient 2/sqrt(pi) exp(-x^2). */
+tg_tensor *tg_erf(tg_tape *tp, tg_tensor *x);
 /* -1, 0 or 1; no gradient. */
 tg_tensor *tg_sign(tg_tape *tp, tg_tensor *x);
 /* x^p for a scalar p. */
@@ -334,5 +338,7 @@ int tg_gradgradcheck(tg_fn fn, void *ctx, int n_inputs, tg_tensor *const *inputs
 #ifdef __cplusplus
 }
 #endif
+
+#include "tapegrad/nn.h"
 
 #endif /* TAPEGRAD_H */

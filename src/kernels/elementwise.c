@@ -7,6 +7,8 @@
 #include "kernels/kernels.h"
 #include "tensor/shape.h"
 
+/* Loops below TG_PARALLEL_MIN stay out of OpenMP altogether: a parallel region whose `if`
+ * clause is false still sets up (and allocates) a team, which costs more than a small loop. */
 #define MAP_LOOP(T, EXPR)                                                                     \
     do {                                                                                      \
         const T *restrict xs = x;                                                             \
@@ -14,10 +16,18 @@
         const T k0 = (T)c0, k1 = (T)c1;                                                       \
         (void)k0;                                                                             \
         (void)k1;                                                                             \
-        _Pragma("omp parallel for simd if (n >= TG_PARALLEL_MIN)")                           \
-        for (int64_t i = 0; i < n; i++) {                                                     \
-            const T v = xs[i];                                                                \
-            ys[i] = (EXPR);                                                                   \
+        if (n >= TG_PARALLEL_MIN) {                                                           \
+            _Pragma("omp parallel for simd")                                                  \
+            for (int64_t i = 0; i < n; i++) {                                                 \
+                const T v = xs[i];                                                            \
+                ys[i] = (EXPR);                                                               \
+            }                                                                                 \
+        } else {                                                                              \
+            _Pragma("omp simd")                                                               \
+            for (int64_t i = 0; i < n; i++) {                                                 \
+                const T v = xs[i];                                                            \
+                ys[i] = (EXPR);                                                               \
+            }                                                                                 \
         }                                                                                     \
     } while (0)
 
@@ -34,6 +44,8 @@
     case TG_U_SIGMOID: MAP_LOOP(T, (T)1 / ((T)1 + exp(-v))); break;                           \
     case TG_U_RELU: MAP_LOOP(T, v < 0 ? (T)0 : v); break;                                     \
     case TG_U_SIGN: MAP_LOOP(T, (T)((v > 0) - (v < 0))); break;                               \
+    case TG_U_LOG1P: MAP_LOOP(T, log1p(v)); break;                                            \
+    case TG_U_ERF: MAP_LOOP(T, erf(v)); break;                                                \
     case TG_U_POW: MAP_LOOP(T, pow(v, k0)); break;                                            \
     case TG_U_CLAMP: MAP_LOOP(T, v < k0 ? k0 : (v > k1 ? k1 : v)); break;                     \
     case TG_U_ADD_S: MAP_LOOP(T, v + k0); break;                                              \
@@ -148,8 +160,13 @@ void tg_k_where(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *sm,
     do {                                                                                      \
         T *restrict pa = acc;                                                                 \
         const T *restrict px = x;                                                             \
-        _Pragma("omp parallel for simd if (n >= TG_PARALLEL_MIN)")                           \
-        for (int64_t i = 0; i < n; i++) pa[i] += px[i];                                       \
+        if (n >= TG_PARALLEL_MIN) {                                                           \
+            _Pragma("omp parallel for simd")                                                  \
+            for (int64_t i = 0; i < n; i++) pa[i] += px[i];                                   \
+        } else {                                                                              \
+            _Pragma("omp simd")                                                               \
+            for (int64_t i = 0; i < n; i++) pa[i] += px[i];                                   \
+        }                                                                                     \
     } while (0)
 
 void tg_k_accumulate(tg_dtype dt, int64_t n, void *acc, const void *x) {

@@ -18,7 +18,7 @@ enum { TG_PARALLEL_MIN = 1 << 15 };
 /* y = f(x) elementwise over n elements; c0, c1 are the op's scalars where it has any. */
 typedef enum tg_kunary {
     TG_U_NEG, TG_U_EXP, TG_U_LOG, TG_U_SQRT, TG_U_RSQRT, TG_U_ABS, TG_U_SQUARE, TG_U_TANH,
-    TG_U_SIGMOID, TG_U_RELU, TG_U_SIGN,
+    TG_U_SIGMOID, TG_U_RELU, TG_U_SIGN, TG_U_LOG1P, TG_U_ERF,
     TG_U_POW,      /* x^c0 */
     TG_U_CLAMP,    /* min(max(x, c0), c1) */
     TG_U_ADD_S, TG_U_SUB_S, TG_U_MUL_S, TG_U_DIV_S, /* x op c0 */

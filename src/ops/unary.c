@@ -36,6 +36,17 @@ static void log_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *nee
     (void)need;
     gin[0] = tg_div(tp, g, X(n));
 }
+/* d log(1 + x) = 1 / (1 + x) */
+static void log1p_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
+    (void)need;
+    gin[0] = tg_div(tp, g, tg_add_scalar(tp, X(n), 1.0));
+}
+/* d erf(x) = 2/sqrt(pi) exp(-x^2) */
+static void erf_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
+    (void)need;
+    tg_tensor *bell = tg_exp(tp, tg_neg(tp, tg_square(tp, X(n))));
+    gin[0] = tg_mul(tp, g, tg_mul_scalar(tp, bell, 1.1283791670955126)); /* 2/sqrt(pi) */
+}
 /* d sqrt(x) = 1 / (2 y) */
 static void sqrt_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
     (void)need;
@@ -100,6 +111,7 @@ static void rdiv_s_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *
 }
 
 static const tg_op neg_op = {"neg", neg_vjp}, exp_op = {"exp", exp_vjp}, log_op = {"log", log_vjp},
+    log1p_op = {"log1p", log1p_vjp}, erf_op = {"erf", erf_vjp},
     sqrt_op = {"sqrt", sqrt_vjp}, rsqrt_op = {"rsqrt", rsqrt_vjp}, abs_op = {"abs", abs_vjp},
     square_op = {"square", square_vjp}, tanh_op = {"tanh", tanh_vjp},
     sigmoid_op = {"sigmoid", sigmoid_vjp}, relu_op = {"relu", relu_vjp},
@@ -113,6 +125,8 @@ static const tg_op neg_op = {"neg", neg_vjp}, exp_op = {"exp", exp_vjp}, log_op 
 tg_tensor *tg_neg(tg_tape *tp, tg_tensor *x) { return map(tp, &neg_op, TG_U_NEG, x, 0, 0); }
 tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x) { return map(tp, &exp_op, TG_U_EXP, x, 0, 0); }
 tg_tensor *tg_log(tg_tape *tp, tg_tensor *x) { return map(tp, &log_op, TG_U_LOG, x, 0, 0); }
+tg_tensor *tg_log1p(tg_tape *tp, tg_tensor *x) { return map(tp, &log1p_op, TG_U_LOG1P, x, 0, 0); }
+tg_tensor *tg_erf(tg_tape *tp, tg_tensor *x) { return map(tp, &erf_op, TG_U_ERF, x, 0, 0); }
 tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x) { return map(tp, &sqrt_op, TG_U_SQRT, x, 0, 0); }
 tg_tensor *tg_rsqrt(tg_tape *tp, tg_tensor *x) { return map(tp, &rsqrt_op, TG_U_RSQRT, x, 0, 0); }
 tg_tensor *tg_abs(tg_tape *tp, tg_tensor *x) { return map(tp, &abs_op, TG_U_ABS, x, 0, 0); }
