@@ -175,8 +175,8 @@ tg_tensor *tg_one_hot(tg_tape *tp, tg_tensor *idx, int64_t num_classes, tg_dtype
     if (!tg_op_begin(tp, "one_hot", 1, &idx) || !tg_op_index(tp, "one_hot", idx, "index"))
         return NULL;
     if (num_classes < 1 || idx->ndim == TG_MAX_DIMS) {
-        tg_fail(tp, "one_hot: needs num_classes >= 1 (got %lld) and fewer than %d index dims",
-                (long long)num_classes, TG_MAX_DIMS);
+        tg_fail(tp, "one_hot: needs num_classes >= 1 (got %lld) and fewer than %d index dims "
+                    "(index %s)", (long long)num_classes, TG_MAX_DIMS, TG_SHAPE_STR(idx));
         return NULL;
     }
     int64_t shape[TG_MAX_DIMS];
@@ -187,8 +187,8 @@ tg_tensor *tg_one_hot(tg_tape *tp, tg_tensor *idx, int64_t num_classes, tg_dtype
     const int64_t *ix = idx->data;
     for (int64_t i = 0; i < idx->numel; i++) {
         if (ix[i] < 0 || ix[i] >= num_classes) {
-            tg_fail(tp, "one_hot: index %lld at position %lld is outside [0, %lld)",
-                    (long long)ix[i], (long long)i, (long long)num_classes);
+            tg_fail(tp, "one_hot: index %lld at position %lld of %s is outside [0, %lld)",
+                    (long long)ix[i], (long long)i, TG_SHAPE_STR(idx), (long long)num_classes);
             return NULL;
         }
         if (dtype == TG_F32) ((float *)out->data)[i * num_classes + ix[i]] = 1.0f;

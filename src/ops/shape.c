@@ -26,7 +26,9 @@ tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape)
         if (s[d] == -1 && infer < 0) {
             infer = d;
         } else if (s[d] < 0) {
-            tg_fail(tp, "reshape: bad size %lld at dim %d (one -1 at most)", (long long)s[d], d);
+            tg_fail(tp, "reshape: cannot view %s as %s: bad size %lld at dim %d (one -1 at most)",
+                    TG_SHAPE_STR(x), tg_shape_str((char[96]){0}, 96, ndim, shape),
+                    (long long)s[d], d);
             return NULL;
         } else {
             known *= s[d];
@@ -201,7 +203,8 @@ tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t 
     if (!tg_op_begin(tp, "slice", 1, &x) || !tg_op_axis(tp, "slice", &axis, x, x->ndim))
         return NULL;
     if (step < 1) {
-        tg_fail(tp, "slice: step must be >= 1, got %lld", (long long)step);
+        tg_fail(tp, "slice: step must be >= 1, got %lld (axis %d of %s)", (long long)step, axis,
+                TG_SHAPE_STR(x));
         return NULL;
     }
     const int64_t dim = x->shape[axis];

@@ -149,8 +149,8 @@ tg_tensor *tg_le_scalar(tg_tape *tp, tg_tensor *a, double c) { return map(tp, &l
 tg_tensor *tg_eq_scalar(tg_tape *tp, tg_tensor *a, double c) { return map(tp, &eq_s_op, TG_U_EQ_S, a, c, 0); }
 
 tg_tensor *tg_clamp(tg_tape *tp, tg_tensor *x, double lo, double hi) {
-    if (tp && !(lo <= hi)) {
-        tg_fail(tp, "clamp: lo (%g) must not exceed hi (%g)", lo, hi);
+    if (tp && x && !(lo <= hi)) {
+        tg_fail(tp, "clamp: lo (%g) must not exceed hi (%g) for %s", lo, hi, TG_SHAPE_STR(x));
         return NULL;
     }
     return map(tp, &clamp_op, TG_U_CLAMP, x, lo, hi);

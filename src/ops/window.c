@@ -13,20 +13,21 @@ typedef struct window_params {
     tg_window2d win;
 } window_params;
 
-/* Validates win against a [N, C, H, W] input and fills the kernel's description. */
-static bool describe(tg_tape *tp, const char *op, const tg_window2d *win, int64_t n, int64_t c,
-                     int64_t h, int64_t w, tg_kwindow *k) {
+/* Validates win against a [N, C, H, W] input and fills the kernel's description; messages
+ * name the op's input `in`. */
+static bool describe(tg_tape *tp, const char *op, const tg_tensor *in, const tg_window2d *win,
+                     int64_t n, int64_t c, int64_t h, int64_t w, tg_kwindow *k) {
     if (!win) {
-        tg_fail(tp, "%s: window is NULL", op);
+        tg_fail(tp, "%s: window is NULL (input %s)", op, TG_SHAPE_STR(in));
         return false;
     }
     if (win->kernel_h < 1 || win->kernel_w < 1 || win->stride_h < 1 || win->stride_w < 1 ||
         win->pad_h < 0 || win->pad_w < 0 || win->dilation_h < 1 || win->dilation_w < 1) {
-        tg_fail(tp, "%s: window needs kernel, stride, dilation >= 1 and padding >= 0 (kernel "
-                    "%lldx%lld, stride %lldx%lld, padding %lldx%lld, dilation %lldx%lld)", op,
-                (long long)win->kernel_h, (long long)win->kernel_w, (long long)win->stride_h,
-                (long long)win->stride_w, (long long)win->pad_h, (long long)win->pad_w,
-                (long long)win->dilation_h, (long long)win->dilation_w);
+        tg_fail(tp, "%s: window needs kernel, stride, dilation >= 1 and padding >= 0 (input %s, "
+                    "kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld, dilation %lldx%lld)",
+                op, TG_SHAPE_STR(in), (long long)win->kernel_h, (long long)win->kernel_w,
+                (long long)win->stride_h, (long long)win->stride_w, (long long)win->pad_h,
+                (long long)win->pad_w, (long long)win->dilation_h, (long long)win->dilation_w);
         return false;
     }
     *k = (tg_kwindow){
@@ -38,8 +39,9 @@ static bool describe(tg_tape *tp, const char *op, const tg_window2d *win, int64_
     };
     if (k->oh < 1 || k->ow < 1) {
         tg_fail(tp, "%s: a %lldx%lld input padded by %lldx%lld is smaller than the dilated "
-                    "%lldx%lld kernel", op, (long long)h, (long long)w, (long long)win->pad_h,
-                (long long)win->pad_w, (long long)win->kernel_h, (long long)win->kernel_w);
+                    "%lldx%lld kernel (input %s)", op, (long long)h, (long long)w,
+                (long long)win->pad_h, (long long)win->pad_w, (long long)win->kernel_h,
+                (long long)win->kernel_w, TG_SHAPE_STR(in));
         return false;
     }
     return true;
@@ -65,7 +67,8 @@ tg_tensor *tg_unfold2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
         return NULL;
     }
     tg_kwindow k;
-    if (!describe(tp, "unfold2d", win, x->shape[0], x->shape[1], x->shape[2], x->shape[3], &k))
+    if (!describe(tp, "unfold2d", x, win, x->shape[0], x->shape[1], x->shape[2], x->shape[3],
+                  &k))
         return NULL;
     int64_t shape[3] = {k.n, k.c * k.kh * k.kw, k.oh * k.ow};
     tg_tensor *cols = tg_tensor_alloc(tp, x->dtype, 3, shape);
@@ -88,7 +91,7 @@ tg_tensor *tg_fold2d(tg_tape *tp, tg_tensor *cols, int64_t height, int64_t width
     }
     tg_kwindow k;
     int64_t c = cols->shape[1] / (win->kernel_h * win->kernel_w);
-    if (!describe(tp, "fold2d", win, cols->shape[0], c, height, width, &k)) return NULL;
+    if (!describe(tp, "fold2d", cols, win, cols->shape[0], c, height, width, &k)) return NULL;
     if (k.oh * k.ow != cols->shape[2]) {
         tg_fail(tp, "fold2d: cols %s has %lld positions but a %lldx%lld output with this window "
                     "has %lldx%lld", TG_SHAPE_STR(cols), (long long)cols->shape[2],
