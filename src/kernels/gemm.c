@@ -35,12 +35,16 @@ void tg_k_gemm(tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, in
     tidy_strides(m, k, &rsa, &csa);
     tidy_strides(k, n, &rsb, &csb);
     tidy_strides(m, n, &rsc, &csc);
+    /* Below TG_GEMM_PARALLEL_MIN multiply-adds a thread team costs more than it saves (a 32^3
+     * product takes ~3 us on one thread, ~16 us on two), so small products run on one. */
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(m * n * k < TG_GEMM_PARALLEL_MIN ? 1 : tg_get_num_threads(), &rntm);
     if (dt == TG_F32) {
         float al = (float)alpha, be = (float)beta;
-        bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &al, (float *)a, rsa, csa,
-                  (float *)b, rsb, csb, &be, c, rsc, csc);
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &al, (float *)a, rsa, csa,
+                     (float *)b, rsb, csb, &be, c, rsc, csc, NULL, &rntm);
     } else {
-        bli_dgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (double *)a, rsa, csa,
-                  (double *)b, rsb, csb, &beta, c, rsc, csc);
+        bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (double *)a, rsa,
+                     csa, (double *)b, rsb, csb, &beta, c, rsc, csc, NULL, &rntm);
     }
 }

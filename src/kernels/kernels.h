@@ -10,8 +10,9 @@
 
 #include "tapegrad.h"
 
-/* Elements below which loops stay single-threaded. */
-enum { TG_PARALLEL_MIN = 1 << 15 };
+/* Elements below which loops stay single-threaded, and multiply-adds below which a matrix
+ * product does. */
+enum { TG_PARALLEL_MIN = 1 << 15, TG_GEMM_PARALLEL_MIN = 1 << 20 };
 
 /* ---- elementwise ------------------------------------------------------------------------ */
 
