@@ -8,21 +8,53 @@
 #include "nn/layer.h"
 #include "tensor/tensor.h"
 
+/* There is a tape and x is an f32 or f64 tensor; else an error naming fn (a NULL x keeps the
+ * first error). */
+static bool float_input(tg_tape *tp, const char *fn, const tg_tensor *x) {
+    if (!tp) {
+        tg_set_last_error("%s: tape is NULL", fn);
+        return false;
+    }
+    if (x && tg_is_float(x->dtype)) return true;
+    if (x)
+        tg_fail(tp, "%s: x must be f32 or f64, got %s%s", fn, tg_dtype_name(x->dtype),
+                TG_SHAPE_STR(x));
+    else
+        tg_fail(tp, "%s: x is NULL", fn);
+    return false;
+}
+
+/* Each of the naxes axes is in [-ndim, ndim) for x; else an error naming fn. */
+static bool axes_ok(tg_tape *tp, const char *fn, const tg_tensor *x, const int *axes,
+                    int naxes) {
+    for (int i = 0; axes && i < naxes; i++) {
+        if (tg_normalize_axis(axes[i], x->ndim) < 0) {
+            tg_fail(tp, "%s: axis %d is out of range for x %s", fn, axes[i], TG_SHAPE_STR(x));
+            return false;
+        }
+    }
+    return true;
+}
+
 tg_tensor *tg_leaky_relu(tg_tape *tp, tg_tensor *x, double negative_slope) {
+    if (!float_input(tp, "leaky_relu", x)) return NULL;
     return tg_where(tp, tg_gt_scalar(tp, x, 0.0), x, tg_mul_scalar(tp, x, negative_slope));
 }
 
 /* x > 0 ? x : alpha (exp(x) - 1) */
 tg_tensor *tg_elu(tg_tape *tp, tg_tensor *x, double alpha) {
+    if (!float_input(tp, "elu", x)) return NULL;
     tg_tensor *neg = tg_sub_scalar(tp, tg_exp(tp, tg_clamp(tp, x, -INFINITY, 0.0)), 1.0);
     return tg_where(tp, tg_gt_scalar(tp, x, 0.0), x, tg_mul_scalar(tp, neg, alpha));
 }
 
 tg_tensor *tg_silu(tg_tape *tp, tg_tensor *x) {
+    if (!float_input(tp, "silu", x)) return NULL;
     return tg_mul(tp, x, tg_sigmoid(tp, x));
 }
 
 tg_tensor *tg_gelu(tg_tape *tp, tg_tensor *x, bool tanh_approx) {
+    if (!float_input(tp, "gelu", x)) return NULL;
     tg_tensor *inner;
     if (tanh_approx) { /* sqrt(2/pi) (x + 0.044715 x^3) */
         tg_tensor *cubic = tg_add(tp, x, tg_mul_scalar(tp, tg_pow_scalar(tp, x, 3.0), 0.044715));
@@ -35,6 +67,7 @@ tg_tensor *tg_gelu(tg_tape *tp, tg_tensor *x, bool tanh_approx) {
 
 /* beta x > threshold ? x : log1p(exp(beta x)) / beta */
 tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x, double beta, double threshold) {
+    if (!float_input(tp, "softplus", x)) return NULL;
     tg_tensor *bx = tg_mul_scalar(tp, x, beta);
     tg_tensor *smooth = tg_div_scalar(
         tp, tg_log1p(tp, tg_exp(tp, tg_clamp(tp, bx, -INFINITY, threshold))), beta);
@@ -44,7 +77,8 @@ tg_tensor *tg_softplus(tg_tape *tp, tg_tensor *x, double beta, double threshold)
 /* m + log(sum(exp(x - m))) with m the detached max (0 where it is infinite, so an all -inf
  * slice gives -inf rather than NaN). */
 tg_tensor *tg_logsumexp(tg_tape *tp, tg_tensor *x, const int *axes, int naxes, bool keepdim) {
-    if (!x) return NULL;
+    if (!float_input(tp, "logsumexp", x) || !axes_ok(tp, "logsumexp", x, axes, naxes))
+        return NULL;
     tg_tensor *m = tg_detach(tp, tg_max(tp, x, axes, naxes, true));
     tg_tensor *finite = tg_lt_scalar(tp, tg_abs(tp, m), INFINITY);
     m = tg_where(tp, finite, m, tg_zeros(tp, x->dtype, 0, NULL));
@@ -55,10 +89,13 @@ tg_tensor *tg_logsumexp(tg_tape *tp, tg_tensor *x, const int *axes, int naxes, b
 }
 
 tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis) {
+    if (!float_input(tp, "log_softmax", x) || !axes_ok(tp, "log_softmax", x, &axis, 1))
+        return NULL;
     return tg_sub(tp, x, tg_logsumexp(tp, x, &axis, 1, true));
 }
 
 tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis) {
+    if (!float_input(tp, "softmax", x) || !axes_ok(tp, "softmax", x, &axis, 1)) return NULL;
     return tg_exp(tp, tg_log_softmax(tp, x, axis));
 }
 
