@@ -340,5 +340,7 @@ int tg_gradgradcheck(tg_fn fn, void *ctx, int n_inputs, tg_tensor *const *inputs
 #endif
 
 #include "tapegrad/nn.h"
+#include "tapegrad/train.h"
+#include "tapegrad/data.h"
 
 #endif /* TAPEGRAD_H */
