@@ -168,11 +168,40 @@ tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
     return add_bias(tp, tg_reshape(tp, y, 4, (int64_t[]){n, oc, oh, ow}), b);
 }
 
+/* How one axis of a transposed convolution's output comes out of fold2d: fold with padding
+ * `pad` to `size` rows (a size with exactly `in` windows), keep `keep` rows from row `crop`,
+ * then add zeros up to the output length `out`. */
+typedef struct fold_axis {
+    int64_t pad, size, crop, keep, out;
+} fold_axis;
+
+/* The fold of one axis. The uncropped result has full = (in-1) stride + dilation (kernel-1) + 1
+ * rows; the output is its rows [pad, pad + out), rows past `full` being zeros. Folding with
+ * the padding covers up to stride - 1 rows of the output padding; the rest lies past the
+ * kernel's reach unless padding >= stride (output padding >= stride needs dilation > stride),
+ * when it uncovers rows the padding cropped: then the fold is unpadded and cropped. keep < 1
+ * means no output row is reached. */
+static fold_axis fold_axis_of(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                              int64_t dilation, int64_t out_pad) {
+    const int64_t full = (in - 1) * stride + dilation * (kernel - 1) + 1;
+    fold_axis a = {.pad = pad, .out = full - 2 * pad + out_pad};
+    if (out_pad < stride || pad < stride) {
+        a.size = full - 2 * pad + (out_pad < stride ? out_pad : stride - 1);
+        a.keep = a.size;
+    } else {
+        a.pad = 0;
+        a.size = full;
+        a.crop = pad;
+        a.keep = full - pad < a.out ? full - pad : a.out;
+    }
+    return a;
+}
+
 /* x: [N, C, H, W], w: [C, OC/G, KH, KW] -> [N, OC, OH, OW]:
  * w^T [G, OCg*KK, Cg] x x [N, G, Cg, H*W] -> cols [N, G, OCg*KK, H*W] (merged: through
- * [G, Cg, N*H*W] and [G, OCg*KK, N*H*W]) -> [N, OC*KK, H*W]; fold to the output size (the
- * part of the output padding beyond stride - 1 rows and columns, which no window reaches, is
- * added as zeros by pad) + b. */
+ * [G, Cg, N*H*W] and [G, OCg*KK, N*H*W]) -> [N, OC*KK, H*W]; fold (fold_axis_of: sliced when
+ * the output padding uncovers cropped rows, padded with zeros for the output padding no window
+ * reaches) + b. */
 tg_tensor *tg_conv_transpose2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
                                const tg_conv2d_opts *opts) {
     const tg_conv2d_opts o = opts ? *opts : tg_conv2d_defaults();
@@ -188,22 +217,18 @@ tg_tensor *tg_conv_transpose2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tenso
         return NULL;
     }
     if (!bias_valid(tp, "conv_transpose2d", b, oc)) return NULL;
-    /* The output size without output padding, and the output padding folded directly. */
-    const int64_t base_h = (h - 1) * o.stride_h - 2 * o.pad_h + o.dilation_h * (kh - 1) + 1;
-    const int64_t base_w = (wd - 1) * o.stride_w - 2 * o.pad_w + o.dilation_w * (kw - 1) + 1;
-    const int64_t fold_h = base_h + (o.output_pad_h < o.stride_h ? o.output_pad_h : o.stride_h - 1);
-    const int64_t fold_w = base_w + (o.output_pad_w < o.stride_w ? o.output_pad_w : o.stride_w - 1);
-    if (fold_h < 1 || fold_w < 1) {
+    const fold_axis ah = fold_axis_of(h, kh, o.stride_h, o.pad_h, o.dilation_h, o.output_pad_h);
+    const fold_axis aw = fold_axis_of(wd, kw, o.stride_w, o.pad_w, o.dilation_w, o.output_pad_w);
+    if (ah.keep < 1 || aw.keep < 1) {
         tg_fail(tp, "conv_transpose2d: x %s with weight %s, stride %lldx%lld, padding %lldx%lld "
                     "and dilation %lldx%lld leaves no output position the kernel reaches "
                     "(output %lldx%lld)", TG_SHAPE_STR(x), TG_SHAPE_STR(w),
                 (long long)o.stride_h, (long long)o.stride_w,
                 (long long)o.pad_h, (long long)o.pad_w, (long long)o.dilation_h,
-                (long long)o.dilation_w, (long long)(base_h + o.output_pad_h),
-                (long long)(base_w + o.output_pad_w));
+                (long long)o.dilation_w, (long long)ah.out, (long long)aw.out);
         return NULL;
     }
-    const tg_window2d win = {kh, kw, o.stride_h, o.stride_w, o.pad_h, o.pad_w,
+    const tg_window2d win = {kh, kw, o.stride_h, o.stride_w, ah.pad, aw.pad,
                              o.dilation_h, o.dilation_w, 0.0};
 
     const int64_t hw = h * wd;
@@ -219,11 +244,12 @@ tg_tensor *tg_conv_transpose2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tenso
                                false);
     }
     cols = tg_reshape(tp, cols, 3, (int64_t[]){n, oc * kk, hw});
-    tg_tensor *y = tg_fold2d(tp, cols, fold_h, fold_w, &win);
-    const int64_t extra_h = base_h + o.output_pad_h - fold_h;
-    const int64_t extra_w = base_w + o.output_pad_w - fold_w;
-    if (extra_h || extra_w)
-        y = tg_pad(tp, y, (int64_t[]){0, 0, 0, 0, 0, extra_h, 0, extra_w}, 0.0);
+    tg_tensor *y = tg_fold2d(tp, cols, ah.size, aw.size, &win);
+    if (ah.keep < ah.size) y = tg_slice(tp, y, 2, ah.crop, ah.crop + ah.keep, 1);
+    if (aw.keep < aw.size) y = tg_slice(tp, y, 3, aw.crop, aw.crop + aw.keep, 1);
+    if (ah.keep < ah.out || aw.keep < aw.out)
+        y = tg_pad(tp, y, (int64_t[]){0, 0, 0, 0, 0, ah.out - ah.keep, 0, aw.out - aw.keep},
+                   0.0);
     return add_bias(tp, y, b);
 }
 

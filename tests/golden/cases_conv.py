@@ -131,6 +131,8 @@ def cases():
                  groups=2)
     yield conv_t("opad_from_dilation", 2, 2, 3, 3, 2, 3, 2, stride=(1, 2), opad=(1, 1),
                  dil=(2, 3))
+    yield conv_t("opad_uncovers_pad", 2, 2, 3, 3, 2, 3, 2, stride=(1, 1), pad=(1, 1),
+                 opad=(1, 1), dil=(2, 2))
     yield conv_t("batch1_depthwise", 1, 3, 4, 4, 3, 2, 2, stride=(2, 2), groups=3)
     yield conv_t("pad_exceeds_opad", 2, 2, 5, 4, 2, 3, 3, stride=(2, 1), pad=(2, 1),
                  opad=(1, 0))
