@@ -61,8 +61,9 @@ typedef struct tg_optim tg_optim;
 tg_optim *tg_optim_new(tg_optim_kind kind, const tg_optim_opts *opts);
 void tg_optim_free(tg_optim *o);
 /* Adds a parameter group of n persistent float tensors with its own options (NULL = the
- * optimizer's). The optimizer's state for them is created here (zeros). Returns the group
- * index, or -1 (a tensor already in another group, not persistent, not float). */
+ * optimizer's). The optimizer's state for them is created here (zeros; Adagrad's sums at
+ * initial_accumulator). Returns the group index, or -1 (a tensor already in a group or twice
+ * in this one, not persistent, not float; bad options). */
 int tg_optim_add_group(tg_optim *o, int n, tg_tensor *const *params, const tg_optim_opts *opts);
 /* Chooses which of a model's parameters go into a group. */
 typedef bool (*tg_param_filter)(const char *name, const tg_tensor *param, void *ctx);
@@ -110,7 +111,8 @@ tg_sched *tg_sched_step_new(tg_optim *o, int64_t step_size, double gamma);
 /* MultiStepLR: base_lr * gamma^(number of milestones <= t). */
 tg_sched *tg_sched_multistep_new(tg_optim *o, int n, const int64_t *milestones, double gamma);
 /* A table of absolute rates: from step milestones[i] on, lr = values[i] (the notes'
- * {5: 1e-3, 15: 1e-4, 18: 1e-5}); before the first milestone, the base lr. LambdaLR. */
+ * {5: 1e-3, 15: 1e-4, 18: 1e-5}); before the first milestone, the base lr. Other groups keep
+ * their ratio to group 0 (values[i] * base_g / base_0). LambdaLR. */
 tg_sched *tg_sched_table_new(tg_optim *o, int n, const int64_t *milestones,
                              const double *values);
 /* ExponentialLR: base_lr * gamma^t. */
@@ -122,8 +124,8 @@ tg_sched *tg_sched_cosine_new(tg_optim *o, int64_t t_max, double eta_min);
 tg_sched *tg_sched_inverse_time_new(tg_optim *o, double rate, int64_t decay_steps,
                                     bool staircase);
 /* Linear warmup from start_factor * lr to lr over warmup_steps, then `after` (which may be
- * NULL; it is taken over and freed with the warmup) counted from the end of the warmup:
- * SequentialLR(LinearLR, after). */
+ * NULL; it is taken over and freed with the warmup, also when this fails) counted from the end
+ * of the warmup: SequentialLR(LinearLR, after). */
 tg_sched *tg_sched_warmup_new(tg_optim *o, int64_t warmup_steps, double start_factor,
                               tg_sched *after);
 /* ReduceLROnPlateau (mode min or max, threshold_mode rel or abs), stepped with a metric. */
@@ -143,6 +145,7 @@ tg_sched *tg_sched_plateau_new(tg_optim *o, const tg_plateau_opts *opts);
 void tg_sched_free(tg_sched *s);
 /* Advances one step (plateau schedules need tg_sched_step_metric). */
 int tg_sched_step(tg_sched *s);
+/* Advances one step with a metric; schedules other than plateau ignore it. */
 int tg_sched_step_metric(tg_sched *s, double metric);
 /* The lr the schedule has set for group 0. */
 double tg_sched_get_lr(const tg_sched *s);
