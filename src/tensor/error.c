@@ -5,7 +5,7 @@
 
 #include "tensor/tensor.h"
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[4096]; /* room for a checkpoint's list of mismatches */
 static _Thread_local bool has_last_error;
 
 const char *tg_last_error(void) {
