@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for people and CI: installs what is missing (Debian 12), configures, builds,
 # and runs. Usage:
-#   ./dev.sh demo          build and run the example training loop (examples/linear_regression)
+#   ./dev.sh mnist [ARGS]  build and run the main job: train the MNIST CNN (examples/mnist)
+#   ./dev.sh demo          build and run the smallest training loop (examples/linear_regression)
 #   ./dev.sh test          build and run the whole test suite (meson test)
 #   ./dev.sh test-asan     the suite again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   ./dev.sh deps          only install the Debian packages
@@ -57,6 +58,13 @@ case "${1:-}" in
 deps)
     install_deps
     ;;
+mnist)
+    install_deps
+    configure build
+    ninja -C build >/dev/null
+    shift
+    ./build/examples/mnist "$@"
+    ;;
 demo)
     install_deps
     configure build
@@ -78,7 +86,7 @@ test-asan)
         --timeout-multiplier 4
     ;;
 *)
-    sed -n '2,8p' "$0"
+    sed -n '2,9p' "$0"
     exit 2
     ;;
 esac
