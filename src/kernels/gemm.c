@@ -36,7 +36,8 @@ void tg_k_gemm(tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, in
     tidy_strides(k, n, &rsb, &csb);
     tidy_strides(m, n, &rsc, &csc);
     /* Below TG_GEMM_PARALLEL_MIN multiply-adds a thread team costs more than it saves (a 32^3
-     * product takes ~3 us on one thread, ~16 us on two), so small products run on one. */
+     * product takes ~3 us on one thread, ~16 us on two, far more on a busy machine), so small
+     * products run on one. */
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(m * n * k < TG_GEMM_PARALLEL_MIN ? 1 : tg_get_num_threads(), &rntm);
     if (dt == TG_F32) {

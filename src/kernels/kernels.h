@@ -11,8 +11,11 @@
 #include "tapegrad.h"
 
 /* Elements below which loops stay single-threaded, and multiply-adds below which a matrix
- * product does. */
-enum { TG_PARALLEL_MIN = 1 << 15, TG_GEMM_PARALLEL_MIN = 1 << 20 };
+ * product does. Threads pay off only on work far larger than a thread team's start-up, and
+ * on a machine busy with other work a team of spinning threads stalls whenever one of them is
+ * descheduled (BLIS's barriers spin): small nets train faster and far more predictably with
+ * their small products on one thread. */
+enum { TG_PARALLEL_MIN = 1 << 17, TG_GEMM_PARALLEL_MIN = 1 << 22 };
 
 /* ---- elementwise ------------------------------------------------------------------------ */
 
