@@ -317,7 +317,8 @@ tg_gradcheck_opts tg_gradcheck_defaults(void);
 
 typedef struct tg_gradcheck_report {
     bool passed;
-    int input;          /* the worst entry: which input, */
+    int input;          /* the worst entry (the largest excess when the check fails, else the
+                         * largest |analytic - numeric|): which input, */
     int64_t in_index;   /* flat index in that input (-1 in fast mode), */
     int64_t out_index;  /* flat index in the output (-1 in fast mode), */
     double analytic, numeric;

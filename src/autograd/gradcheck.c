@@ -23,6 +23,7 @@ typedef struct checker {
     tg_gradcheck_report *r;
     tg_tape *tp;     /* analytic pass */
     tg_tape *probe;  /* numeric evaluations, reset each time */
+    double worst_error; /* |analytic - numeric| of the entry in the report */
 } checker;
 
 static int cannot(checker *c, const char *fmt, const char *detail) {
@@ -44,12 +45,19 @@ static bool evaluate(checker *c, double *out, int64_t m) {
     return true;
 }
 
-/* Records one comparison; keeps the worst. */
+/* Records one comparison and keeps the worst: the failing entry with the largest excess over
+ * the tolerance, or while none fails, the entry with the largest |analytic - numeric| (so a
+ * passing report shows how close the check came, not an entry where both sides are 0). */
 static void compare(checker *c, int input, int64_t in_index, int64_t out_index, double analytic,
                     double numeric) {
-    double excess = fabs(analytic - numeric) - (c->o.atol + c->o.rtol * fabs(numeric));
-    if (isnan(analytic) || isnan(numeric)) excess = INFINITY;
-    if (excess > c->r->excess) {
+    double error = fabs(analytic - numeric);
+    double excess = error - (c->o.atol + c->o.rtol * fabs(numeric));
+    if (isnan(analytic) || isnan(numeric)) excess = error = INFINITY;
+    bool failing = excess > 0, worst_failing = c->r->excess > 0;
+    bool worse = c->r->input < 0 || (failing != worst_failing ? failing
+                                     : failing ? excess > c->r->excess : error > c->worst_error);
+    if (worse) {
+        c->worst_error = error;
         c->r->excess = excess;
         c->r->input = input;
         c->r->in_index = in_index;
