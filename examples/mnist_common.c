@@ -76,6 +76,17 @@ static void build_lenet5(net *nt, tg_rng *rng) {
     push(nt, tg_linear_new(m, "fc2", 120, 84, true, rng));
     push(nt, tg_activation_new(m, "tanh4", TG_ACT_TANH, 0));
     push(nt, tg_linear_new(m, "fc3", 84, 10, true, rng));
+    /* The notes' initialization rather than PyTorch's default: conv weights normal(0, 0.1),
+     * linear weights normal(0, sqrt(1 / in)), biases zero. It learns faster: the 5 epochs end
+     * at 97.2-97.6% depending on the seed (PyTorch with it: 97.1-97.6%), against 96.8% here
+     * and 97.3-97.5% in PyTorch with PyTorch's default. */
+    for (int i = 0; nt->ok && i < tg_model_num_entries(m); i++) {
+        tg_tensor *t = tg_model_entry_at(m, i).tensor;
+        int rank = tg_tensor_ndim(t);
+        double std = rank == 4 ? 0.1 : 1.0 / sqrt((double)tg_tensor_dim(t, -1));
+        int rc = rank >= 2 ? tg_init_normal(t, rng, 0.0, std) : tg_init_constant(t, 0.0);
+        if (rc != 0) nt->ok = false;
+    }
 }
 
 /* seed 001's Net(nn.Sequential): Conv 1->32 k3 s2 p1, MaxPool 3/2, conv_block (Conv 32->64 k3
@@ -319,7 +330,7 @@ static bool session_init(session *s, const recipe *r, const run_options *o, int6
     }
 
     tg_transform tr = tg_transform_defaults();
-    if (r->kind == NET_SEED000) { /* (x/255 - 0.5) / 0.5 */
+    if (r->kind == NET_SEED000 || r->kind == NET_MYTORCH) { /* (x/255 - 0.5) / 0.5 */
         tr.normalize = true;
         tr.mean[0] = 0.5;
         tr.std[0] = 0.5;
