@@ -22,6 +22,8 @@
 
 #include <tapegrad.h>
 
+#include "options.h"
+
 enum { SIDE = 28, PIXELS = SIDE * SIDE, LATENT = 20, EVAL_BATCH = 1000 };
 enum { GRID_COLS = 10, GRID_PAIRS = 3, GAP = 2, ZOOM = 2 };
 
@@ -34,72 +36,6 @@ typedef struct options {
     int64_t train_limit, test_limit;
     bool quiet;
 } options;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: autoencoder [options]\n"
-               "  --epochs N       epochs (default 10)\n"
-               "  --batch N        batch size (default 64)\n"
-               "  --lr X           initial learning rate of Adam (default 0.001)\n"
-               "  --hidden N       hidden width of encoder and decoder (default 256)\n"
-               "  --seed N         random seed (default 1)\n"
-               "  --data DIR       MNIST folder (default data/mnist)\n"
-               "  --train-limit N  use only the first N training images (default: all)\n"
-               "  --test-limit N   use only the first N test images (default: all)\n"
-               "  --save PATH      write a checkpoint after every epoch\n"
-               "  --resume PATH    continue from a checkpoint\n"
-               "  --out PATH       originals and reconstructions (default autoencoder.pgm)\n"
-               "  --quiet          epoch lines only, no progress display\n"
-               "  --help           this text\n");
-}
-
-/* Reads the command line into o, which holds the defaults. Returns 0 to run, 1 after --help,
- * -1 on a bad argument (with a message). */
-static int parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            o->quiet = true;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "autoencoder: %s needs a value\n", a);
-            return -1;
-        }
-        if (strcmp(a, "--epochs") == 0) o->epochs = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--batch") == 0) o->batch = strtoll(v, &end, 10);
-        else if (strcmp(a, "--lr") == 0) o->lr = strtod(v, &end);
-        else if (strcmp(a, "--hidden") == 0) o->hidden = strtoll(v, &end, 10);
-        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, &end, 10);
-        else if (strcmp(a, "--data") == 0) o->data_dir = v;
-        else if (strcmp(a, "--train-limit") == 0) o->train_limit = strtoll(v, &end, 10);
-        else if (strcmp(a, "--test-limit") == 0) o->test_limit = strtoll(v, &end, 10);
-        else if (strcmp(a, "--save") == 0) o->save_path = v;
-        else if (strcmp(a, "--resume") == 0) o->resume_path = v;
-        else if (strcmp(a, "--out") == 0) o->out = v;
-        else {
-            fprintf(stderr, "autoencoder: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "autoencoder: %s needs a number, got \"%s\"\n", a, v);
-            return -1;
-        }
-        i++;
-    }
-    if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || o->hidden < 1 || o->train_limit < 0 ||
-        (o->test_limit != 0 && o->test_limit < GRID_COLS * GRID_PAIRS)) {
-        fprintf(stderr, "autoencoder: numbers must be positive (--test-limit at least %d)\n",
-                GRID_COLS * GRID_PAIRS);
-        return -1;
-    }
-    return 0;
-}
 
 /* The model and its two halves. */
 typedef struct autoencoder {
@@ -232,8 +168,32 @@ static int64_t *first_n(int64_t n) {
 int main(int argc, char **argv) {
     options o = {.epochs = 10, .batch = 64, .lr = 1e-3, .hidden = 256, .seed = 1,
                  .data_dir = "data/mnist", .out = "autoencoder.pgm"};
-    int parsed = parse_options(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    const option_def table[] = {
+        {"--epochs", OPT_INT, &o.epochs, "N", "epochs (default 10)"},
+        {"--batch", OPT_INT64, &o.batch, "N", "batch size (default 64)"},
+        {"--lr", OPT_DOUBLE, &o.lr, "X", "initial learning rate of Adam (default 0.001)"},
+        {"--hidden", OPT_INT64, &o.hidden, "N",
+         "hidden width of encoder and decoder (default 256)"},
+        {"--seed", OPT_U64, &o.seed, "N", "random seed (default 1)"},
+        {"--data", OPT_STRING, &o.data_dir, "DIR", "MNIST folder (default data/mnist)"},
+        {"--train-limit", OPT_INT64, &o.train_limit, "N",
+         "use only the first N training images (default: all)"},
+        {"--test-limit", OPT_INT64, &o.test_limit, "N",
+         "use only the first N test images (default: all)"},
+        {"--save", OPT_STRING, &o.save_path, "PATH", "write a checkpoint after every epoch"},
+        {"--resume", OPT_STRING, &o.resume_path, "PATH", "continue from a checkpoint"},
+        {"--out", OPT_STRING, &o.out, "PATH",
+         "originals and reconstructions (default autoencoder.pgm)"},
+        {"--quiet", OPT_FLAG, &o.quiet, NULL, "epoch lines only, no progress display"},
+    };
+    int parsed = options_parse(argc, argv, "autoencoder", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (o.epochs < 1 || o.batch < 1 || !(o.lr > 0) || o.hidden < 1 || o.train_limit < 0 ||
+        (o.test_limit != 0 && o.test_limit < GRID_COLS * GRID_PAIRS)) {
+        fprintf(stderr, "autoencoder: numbers must be positive (--test-limit at least %d)\n",
+                GRID_COLS * GRID_PAIRS);
+        return 2;
+    }
 
     /* data: the training images (shuffled every epoch) and the test images, or the first
      * train_limit and test_limit of them */

@@ -12,10 +12,11 @@
  */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <tapegrad.h>
+
+#include "options.h"
 
 enum { SIZE = 28, CHANNELS = 3, SCALE = 8 };
 
@@ -25,52 +26,6 @@ typedef struct options {
     uint64_t seed;
     const char *out;
 } options;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: bbox [options]\n"
-               "  --steps N    Adam steps (default 100)\n"
-               "  --lr X       learning rate (default 0.01)\n"
-               "  --seed N     seed of the image and the initial weights (default 3)\n"
-               "  --out PATH   the image with the true (red) and predicted (green) box\n"
-               "               (default bbox.ppm)\n"
-               "  --help       this text\n");
-}
-
-/* Reads the command line into o, which holds the defaults. Returns 0 to run, 1 after --help,
- * -1 on a bad argument (with a message). */
-static int parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (!v) {
-            fprintf(stderr, "bbox: %s needs a value\n", a);
-            return -1;
-        }
-        if (strcmp(a, "--steps") == 0) o->steps = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--lr") == 0) o->lr = strtod(v, &end);
-        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, &end, 10);
-        else if (strcmp(a, "--out") == 0) o->out = v;
-        else {
-            fprintf(stderr, "bbox: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "bbox: %s needs a number, got \"%s\"\n", a, v);
-            return -1;
-        }
-        i++;
-    }
-    if (o->steps < 1 || !(o->lr > 0)) {
-        fprintf(stderr, "bbox: --steps and --lr must be positive\n");
-        return -1;
-    }
-    return 0;
-}
 
 /* A box as (left, top, right, bottom), each a fraction of the image side. */
 typedef struct box { double x0, y0, x1, y1; } box;
@@ -187,8 +142,19 @@ static int write_ppm(const char *path, const uint8_t *pixels, box truth, box pre
 
 int main(int argc, char **argv) {
     options o = {.steps = 100, .lr = 1e-2, .seed = 3, .out = "bbox.ppm"};
-    int parsed = parse_options(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    const option_def table[] = {
+        {"--steps", OPT_INT, &o.steps, "N", "Adam steps (default 100)"},
+        {"--lr", OPT_DOUBLE, &o.lr, "X", "learning rate (default 0.01)"},
+        {"--seed", OPT_U64, &o.seed, "N", "seed of the image and the initial weights (default 3)"},
+        {"--out", OPT_STRING, &o.out, "PATH",
+         "the image with the true (red) and predicted (green) box\n(default bbox.ppm)"},
+    };
+    int parsed = options_parse(argc, argv, "bbox", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (o.steps < 1 || !(o.lr > 0)) {
+        fprintf(stderr, "bbox: --steps and --lr must be positive\n");
+        return 2;
+    }
 
     tg_rng *rng = tg_rng_new(o.seed);
     uint8_t pixels[SIZE * SIZE * 3];

@@ -15,12 +15,12 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include <tapegrad.h>
 
 #include "cifar_models.h"
+#include "options.h"
 
 enum { EVAL_BATCH = 100, GENERATED_TRAIN = 2000, GENERATED_TEST = 500 };
 
@@ -36,81 +36,6 @@ typedef struct options {
     const char *save_path;
     bool quiet;
 } options;
-
-static void usage(void) {
-    fprintf(stderr,
-            "usage: cifar [options]\n"
-            "  --model NAME       alexnet (default), vgg11, googlenet, resnet or densenet\n"
-            "  --data DIR         CIFAR-10 binary files; without it a generated set of %d\n"
-            "                     training and %d test images\n"
-            "  --epochs N         epochs (default 2)\n"
-            "  --batch N          batch size (default: the notes' for the model)\n"
-            "  --lr X             SGD learning rate (default: the notes' for the model)\n"
-            "  --threads N        threads for BLIS and the kernels\n"
-            "  --seed N           random seed (default 1)\n"
-            "  --train-limit N    train on N images (generated: make N)\n"
-            "  --test-limit N     test on N images (generated: make N)\n"
-            "  --save FILE        write the trained model (safetensors)\n"
-            "  --quiet            epoch lines only, no progress bars\n",
-            GENERATED_TRAIN, GENERATED_TEST);
-}
-
-/* Fills o from argv; false (usage printed) on --help or a bad argument. */
-static bool parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--quiet") == 0) {
-            o->quiet = true;
-            continue;
-        }
-        if (strcmp(a, "--help") == 0 || !v) {
-            usage();
-            return false;
-        }
-        if (strcmp(a, "--model") == 0) {
-            if (!cifar_model_parse(v, &o->model)) {
-                fprintf(stderr, "cifar: unknown model \"%s\"\n", v);
-                usage();
-                return false;
-            }
-        } else if (strcmp(a, "--data") == 0) {
-            o->data_dir = v;
-        } else if (strcmp(a, "--epochs") == 0) {
-            o->epochs = (int)strtol(v, &end, 10);
-        } else if (strcmp(a, "--batch") == 0) {
-            o->batch = strtoll(v, &end, 10);
-        } else if (strcmp(a, "--lr") == 0) {
-            o->lr = strtod(v, &end);
-        } else if (strcmp(a, "--threads") == 0) {
-            o->threads = (int)strtol(v, &end, 10);
-        } else if (strcmp(a, "--seed") == 0) {
-            o->seed = strtoull(v, &end, 10);
-        } else if (strcmp(a, "--train-limit") == 0) {
-            o->train_limit = strtoll(v, &end, 10);
-        } else if (strcmp(a, "--test-limit") == 0) {
-            o->test_limit = strtoll(v, &end, 10);
-        } else if (strcmp(a, "--save") == 0) {
-            o->save_path = v;
-        } else {
-            fprintf(stderr, "cifar: unknown option %s\n", a);
-            usage();
-            return false;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "cifar: %s needs a number, got \"%s\"\n", a, v);
-            return false;
-        }
-        i++;
-    }
-    if (o->epochs < 1 || o->batch < 0 || o->lr < 0 || o->threads < 0 || o->train_limit < 0 ||
-        o->test_limit < 0) {
-        fprintf(stderr, "cifar: --epochs must be at least 1 and no number negative\n");
-        return false;
-    }
-    return true;
-}
 
 /* n generated [3, 32, 32] images. Class c has colour c % 5 (one of five tints added to the
  * channels) and stripes along rows (c < 5) or columns (c >= 5), each image with its own stripe
@@ -326,7 +251,37 @@ static bool run_init(run *r, const options *o, int64_t batch, double lr) {
 
 int main(int argc, char **argv) {
     options o = {.model = CIFAR_ALEXNET, .epochs = 2, .seed = 1};
-    if (!parse_options(argc, argv, &o)) return 2;
+    const char *model_name = NULL;
+    char data_help[128];
+    snprintf(data_help, sizeof data_help,
+             "CIFAR-10 binary files; without it a generated set of %d\ntraining and %d test images",
+             GENERATED_TRAIN, GENERATED_TEST);
+    const option_def table[] = {
+        {"--model", OPT_STRING, &model_name, "NAME",
+         "alexnet (default), vgg11, googlenet, resnet or densenet"},
+        {"--data", OPT_STRING, &o.data_dir, "DIR", data_help},
+        {"--epochs", OPT_INT, &o.epochs, "N", "epochs (default 2)"},
+        {"--batch", OPT_INT64, &o.batch, "N", "batch size (default: the notes' for the model)"},
+        {"--lr", OPT_DOUBLE, &o.lr, "X", "SGD learning rate (default: the notes' for the model)"},
+        {"--threads", OPT_INT, &o.threads, "N", "threads for BLIS and the kernels"},
+        {"--seed", OPT_U64, &o.seed, "N", "random seed (default 1)"},
+        {"--train-limit", OPT_INT64, &o.train_limit, "N", "train on N images (generated: make N)"},
+        {"--test-limit", OPT_INT64, &o.test_limit, "N", "test on N images (generated: make N)"},
+        {"--save", OPT_STRING, &o.save_path, "FILE", "write the trained model (safetensors)"},
+        {"--quiet", OPT_FLAG, &o.quiet, NULL, "epoch lines only, no progress bars"},
+    };
+    int parsed = options_parse(argc, argv, "cifar", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (model_name && !cifar_model_parse(model_name, &o.model)) {
+        fprintf(stderr, "cifar: unknown model \"%s\" (alexnet, vgg11, googlenet, resnet, "
+                        "densenet)\n", model_name);
+        return 2;
+    }
+    if (o.epochs < 1 || o.batch < 0 || o.lr < 0 || o.threads < 0 || o.train_limit < 0 ||
+        o.test_limit < 0) {
+        fprintf(stderr, "cifar: --epochs must be at least 1 and no number negative\n");
+        return 2;
+    }
     if (o.threads > 0) tg_set_num_threads(o.threads);
     cifar_recipe rc = cifar_recipe_for(o.model);
     int64_t batch = o.batch > 0 ? o.batch : rc.batch;

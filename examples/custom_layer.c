@@ -21,10 +21,10 @@
  */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <tapegrad.h>
+
+#include "options.h"
 
 enum { CLASSES = 3, PER_CLASS = 100, WIDTH = 32 };
 
@@ -34,51 +34,6 @@ typedef struct options {
     int64_t hidden;
     uint64_t seed;
 } options;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: custom_layer [options]\n"
-               "  --steps N    full-batch Adam steps (default 500)\n"
-               "  --lr X       learning rate (default 0.01)\n"
-               "  --hidden N   width of the gated unit (default 64)\n"
-               "  --seed N     random seed (default 1)\n"
-               "  --help       this text\n");
-}
-
-/* Reads the command line into o, which holds the defaults. Returns 0 to run, 1 after --help,
- * -1 on a bad argument (with a message). */
-static int parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (!v) {
-            fprintf(stderr, "custom_layer: %s needs a value\n", a);
-            return -1;
-        }
-        if (strcmp(a, "--steps") == 0) o->steps = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--lr") == 0) o->lr = strtod(v, &end);
-        else if (strcmp(a, "--hidden") == 0) o->hidden = strtoll(v, &end, 10);
-        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, &end, 10);
-        else {
-            fprintf(stderr, "custom_layer: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "custom_layer: %s needs a number, got \"%s\"\n", a, v);
-            return -1;
-        }
-        i++;
-    }
-    if (o->steps < 1 || !(o->lr > 0) || o->hidden < 1) {
-        fprintf(stderr, "custom_layer: --steps, --lr and --hidden must be positive\n");
-        return -1;
-    }
-    return 0;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * The layer, functional form: plain functions of tensors, any float dtype, any leading dims.
@@ -312,8 +267,18 @@ done:
 
 int main(int argc, char **argv) {
     options o = {.steps = 500, .lr = 1e-2, .hidden = 64, .seed = 1};
-    int parsed = parse_options(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    const option_def table[] = {
+        {"--steps", OPT_INT, &o.steps, "N", "full-batch Adam steps (default 500)"},
+        {"--lr", OPT_DOUBLE, &o.lr, "X", "learning rate (default 0.01)"},
+        {"--hidden", OPT_INT64, &o.hidden, "N", "width of the gated unit (default 64)"},
+        {"--seed", OPT_U64, &o.seed, "N", "random seed (default 1)"},
+    };
+    int parsed = options_parse(argc, argv, "custom_layer", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (o.steps < 1 || !(o.lr > 0) || o.hidden < 1) {
+        fprintf(stderr, "custom_layer: --steps, --lr and --hidden must be positive\n");
+        return 2;
+    }
     tg_rng *rng = tg_rng_new(o.seed);
     if (!rng) return 1;
     bool checked = check_all(rng);

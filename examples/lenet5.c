@@ -12,7 +12,8 @@
 
 int main(int argc, char **argv) {
     run_options opts = {.seed = 1};
-    if (!parse_run_options(argc, argv, "lenet5", &opts, NULL)) return 2;
+    int parsed = parse_run_options(argc, argv, "lenet5", &opts, NULL);
+    if (parsed != OPTIONS_RUN) return parsed;
     recipe r = recipe_for(NET_LENET5);
     return train_mnist(&r, &opts) >= 0 ? 0 : 1;
 }

@@ -15,9 +15,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <tapegrad.h>
+
+#include "options.h"
 
 enum { N_TRAIN = 400, N_TEST = 10000 };
 
@@ -28,53 +29,6 @@ typedef struct options {
     const char *data_dir;   /* NULL: generated data */
     int64_t train_limit;    /* > 0: at most that many MNIST training images */
 } options;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: logreg [options]\n"
-               "  --steps N        gradient-descent steps (default 400)\n"
-               "  --lr X           learning rate (default 0.5)\n"
-               "  --seed N         random seed (default 1)\n"
-               "  --data DIR       MNIST 0 versus 1 from DIR instead of generated points\n"
-               "  --train-limit N  with --data: use at most N training images\n"
-               "  --help           this text\n");
-}
-
-/* Reads the command line into o, which holds the defaults. Returns 0 to run, 1 after --help,
- * -1 on a bad argument (with a message). */
-static int parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (!v) {
-            fprintf(stderr, "logreg: %s needs a value\n", a);
-            return -1;
-        }
-        if (strcmp(a, "--steps") == 0) o->steps = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--lr") == 0) o->lr = strtod(v, &end);
-        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, &end, 10);
-        else if (strcmp(a, "--data") == 0) o->data_dir = v;
-        else if (strcmp(a, "--train-limit") == 0) o->train_limit = strtoll(v, &end, 10);
-        else {
-            fprintf(stderr, "logreg: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "logreg: %s needs a number, got \"%s\"\n", a, v);
-            return -1;
-        }
-        i++;
-    }
-    if (o->steps < 1 || !(o->lr > 0) || o->train_limit < 0) {
-        fprintf(stderr, "logreg: --steps and --lr must be positive\n");
-        return -1;
-    }
-    return 0;
-}
 
 /* A labelled set: features x [n, d] and labels y [n, 1] (0 or 1), both persistent f32. */
 typedef struct split {
@@ -152,8 +106,21 @@ static double accuracy(const tg_tensor *p, const tg_tensor *y) {
 
 int main(int argc, char **argv) {
     options o = {.steps = 400, .lr = 0.5, .seed = 1};
-    int parsed = parse_options(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    const option_def table[] = {
+        {"--steps", OPT_INT, &o.steps, "N", "gradient-descent steps (default 400)"},
+        {"--lr", OPT_DOUBLE, &o.lr, "X", "learning rate (default 0.5)"},
+        {"--seed", OPT_U64, &o.seed, "N", "random seed (default 1)"},
+        {"--data", OPT_STRING, &o.data_dir, "DIR",
+         "MNIST 0 versus 1 from DIR instead of generated points"},
+        {"--train-limit", OPT_INT64, &o.train_limit, "N",
+         "with --data: use at most N training images"},
+    };
+    int parsed = options_parse(argc, argv, "logreg", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (o.steps < 1 || !(o.lr > 0) || o.train_limit < 0) {
+        fprintf(stderr, "logreg: --steps and --lr must be positive\n");
+        return 2;
+    }
 
     tg_rng *rng = tg_rng_new(o.seed);
     split train, test;

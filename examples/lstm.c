@@ -17,9 +17,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <tapegrad.h>
+
+#include "options.h"
 
 enum { DIGITS = 10, INPUTS = 2 * DIGITS, MAX_STEPS = 64, EVAL_PAIRS = 500, BEYOND = 8 };
 
@@ -29,57 +30,6 @@ typedef struct options {
     double lr;
     uint64_t seed;
 } options;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: lstm [options]\n"
-               "  --steps N       training batches (default 1500)\n"
-               "  --batch N       pairs of numbers per batch (default 32)\n"
-               "  --hidden N      LSTM hidden size (default 32)\n"
-               "  --lr X          Adam learning rate (default 0.01)\n"
-               "  --max-digits N  longest numbers trained on (default 8)\n"
-               "  --seed N        random seed (default 1)\n"
-               "  --help          this text\n");
-}
-
-/* Reads the command line into o, which holds the defaults. Returns 0 to run, 1 after --help,
- * -1 on a bad argument (with a message). */
-static int parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (!v) {
-            fprintf(stderr, "lstm: %s needs a value\n", a);
-            return -1;
-        }
-        if (strcmp(a, "--steps") == 0) o->steps = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--batch") == 0) o->batch = strtoll(v, &end, 10);
-        else if (strcmp(a, "--hidden") == 0) o->hidden = strtoll(v, &end, 10);
-        else if (strcmp(a, "--lr") == 0) o->lr = strtod(v, &end);
-        else if (strcmp(a, "--max-digits") == 0) o->max_digits = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, &end, 10);
-        else {
-            fprintf(stderr, "lstm: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "lstm: %s needs a number, got \"%s\"\n", a, v);
-            return -1;
-        }
-        i++;
-    }
-    if (o->steps < 1 || o->batch < 1 || o->hidden < 1 || !(o->lr > 0) || o->max_digits < 1 ||
-        o->max_digits + BEYOND + 1 > MAX_STEPS) {
-        fprintf(stderr, "lstm: numbers must be positive, --max-digits at most %d\n",
-                MAX_STEPS - BEYOND - 1);
-        return -1;
-    }
-    return 0;
-}
 
 /* A batch of n additions of L-digit numbers, T = L + 1 steps, least significant digit first:
  * inputs [T][n][20] (one-hot a_t, one-hot b_t) and targets [T][n] (digit t of the sum). */
@@ -183,8 +133,22 @@ static bool evaluate(tg_tape *tp, const net *nt, int digits, tg_rng *rng, double
 int main(int argc, char **argv) {
     options o = {.steps = 1500, .batch = 32, .hidden = 32, .lr = 1e-2, .max_digits = 8,
                  .seed = 1};
-    int parsed = parse_options(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    const option_def table[] = {
+        {"--steps", OPT_INT, &o.steps, "N", "training batches (default 1500)"},
+        {"--batch", OPT_INT64, &o.batch, "N", "pairs of numbers per batch (default 32)"},
+        {"--hidden", OPT_INT64, &o.hidden, "N", "LSTM hidden size (default 32)"},
+        {"--lr", OPT_DOUBLE, &o.lr, "X", "Adam learning rate (default 0.01)"},
+        {"--max-digits", OPT_INT, &o.max_digits, "N", "longest numbers trained on (default 8)"},
+        {"--seed", OPT_U64, &o.seed, "N", "random seed (default 1)"},
+    };
+    int parsed = options_parse(argc, argv, "lstm", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (o.steps < 1 || o.batch < 1 || o.hidden < 1 || !(o.lr > 0) || o.max_digits < 1 ||
+        o.max_digits + BEYOND + 1 > MAX_STEPS) {
+        fprintf(stderr, "lstm: numbers must be positive, --max-digits at most %d\n",
+                MAX_STEPS - BEYOND - 1);
+        return 2;
+    }
 
     tg_rng *rng = tg_rng_new(o.seed);
     net nt = {.model = tg_model_new("Adder")};

@@ -24,6 +24,8 @@
 
 #include <tapegrad.h>
 
+#include "options.h"
+
 enum { N_LAYERS = 4, EVAL_BATCH = 1000 };
 
 typedef struct options {
@@ -33,63 +35,6 @@ typedef struct options {
     const char *data_dir;
     int64_t train_limit, val_limit, test_limit;
 } options;
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: mlp_search [options]\n"
-               "  --epochs N       most epochs per trial (default 15)\n"
-               "  --patience N     stop after N epochs without a better validation loss\n"
-               "                   (default 3)\n"
-               "  --trials N       random-search trials (default 6)\n"
-               "  --batch N        batch size (default 50)\n"
-               "  --seed N         random seed (default 1)\n"
-               "  --data DIR       MNIST folder (default data/mnist)\n"
-               "  --train-limit N  training images, the first of the training file (default 5000)\n"
-               "  --val-limit N    validation images, the ones after them (default 1000)\n"
-               "  --test-limit N   official test images (default 10000)\n"
-               "  --help           this text\n");
-}
-
-/* Reads the command line into o, which holds the defaults. Returns 0 to run, 1 after --help,
- * -1 on a bad argument (with a message). */
-static int parse_options(int argc, char **argv, options *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (!v) {
-            fprintf(stderr, "mlp_search: %s needs a value\n", a);
-            return -1;
-        }
-        if (strcmp(a, "--epochs") == 0) o->epochs = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--patience") == 0) o->patience = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--trials") == 0) o->trials = (int)strtol(v, &end, 10);
-        else if (strcmp(a, "--batch") == 0) o->batch = strtoll(v, &end, 10);
-        else if (strcmp(a, "--seed") == 0) o->seed = strtoull(v, &end, 10);
-        else if (strcmp(a, "--data") == 0) o->data_dir = v;
-        else if (strcmp(a, "--train-limit") == 0) o->train_limit = strtoll(v, &end, 10);
-        else if (strcmp(a, "--val-limit") == 0) o->val_limit = strtoll(v, &end, 10);
-        else if (strcmp(a, "--test-limit") == 0) o->test_limit = strtoll(v, &end, 10);
-        else {
-            fprintf(stderr, "mlp_search: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "mlp_search: %s needs a number, got \"%s\"\n", a, v);
-            return -1;
-        }
-        i++;
-    }
-    if (o->epochs < 1 || o->patience < 0 || o->trials < 0 || o->batch < 1 ||
-        o->train_limit < 1 || o->val_limit < 1 || o->test_limit < 1) {
-        fprintf(stderr, "mlp_search: counts must be positive (--patience, --trials >= 0)\n");
-        return -1;
-    }
-    return 0;
-}
 
 /* One point of the search space. */
 typedef struct config {
@@ -284,8 +229,27 @@ int main(int argc, char **argv) {
     options o = {.epochs = 15, .patience = 3, .trials = 6, .batch = 50, .seed = 1,
                  .data_dir = "data/mnist", .train_limit = 5000, .val_limit = 1000,
                  .test_limit = 10000};
-    int parsed = parse_options(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    const option_def table[] = {
+        {"--epochs", OPT_INT, &o.epochs, "N", "most epochs per trial (default 15)"},
+        {"--patience", OPT_INT, &o.patience, "N",
+         "stop after N epochs without a better validation loss\n(default 3)"},
+        {"--trials", OPT_INT, &o.trials, "N", "random-search trials (default 6)"},
+        {"--batch", OPT_INT64, &o.batch, "N", "batch size (default 50)"},
+        {"--seed", OPT_U64, &o.seed, "N", "random seed (default 1)"},
+        {"--data", OPT_STRING, &o.data_dir, "DIR", "MNIST folder (default data/mnist)"},
+        {"--train-limit", OPT_INT64, &o.train_limit, "N",
+         "training images, the first of the training file (default 5000)"},
+        {"--val-limit", OPT_INT64, &o.val_limit, "N",
+         "validation images, the ones after them (default 1000)"},
+        {"--test-limit", OPT_INT64, &o.test_limit, "N", "official test images (default 10000)"},
+    };
+    int parsed = options_parse(argc, argv, "mlp_search", table, sizeof table / sizeof table[0]);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (o.epochs < 1 || o.patience < 0 || o.trials < 0 || o.batch < 1 || o.train_limit < 1 ||
+        o.val_limit < 1 || o.test_limit < 1) {
+        fprintf(stderr, "mlp_search: counts must be positive (--patience, --trials >= 0)\n");
+        return 2;
+    }
 
     tg_dataset *train_ds = tg_mnist_load(o.data_dir, true);
     tg_dataset *test_ds = tg_mnist_load(o.data_dir, false);

@@ -12,7 +12,8 @@
 int main(int argc, char **argv) {
     run_options opts = {.seed = 1};
     net_kind kind = NET_SEED000;
-    if (!parse_run_options(argc, argv, "mnist", &opts, &kind)) return 2;
+    int parsed = parse_run_options(argc, argv, "mnist", &opts, &kind);
+    if (parsed != OPTIONS_RUN) return parsed;
     recipe r = recipe_for(kind);
     return train_mnist(&r, &opts) >= 0 ? 0 : 1;
 }

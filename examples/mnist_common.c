@@ -137,87 +137,44 @@ bool net_kind_parse(const char *name, net_kind *kind) {
     return false;
 }
 
-static void usage(const char *program, bool with_model) {
-    fprintf(stderr,
-            "usage: %s [options]\n"
-            "%s"
-            "  --data DIR         MNIST folder (default data/mnist; the full 60,000-image set works)\n"
-            "  --epochs N         epochs (default: the recipe's)\n"
-            "  --batch N          batch size (default: the recipe's)\n"
-            "  --lr X             initial learning rate (default: the recipe's)\n"
-            "  --threads N        threads for BLIS and the kernels\n"
-            "  --seed N           random seed (default 1)\n"
-            "  --save FILE        write a training checkpoint after every epoch\n"
-            "  --resume FILE      continue from a checkpoint\n"
-            "  --log CSV          per-step and per-epoch metrics\n"
-            "  --plot PNG         loss and accuracy curves (needs gnuplot; logs to PNG.csv\n"
-            "                     unless --log is given)\n"
-            "  --train-limit N    train on the first N examples only\n"
-            "  --test-limit N     test on N examples only\n"
-            "  --quiet            epoch lines only, no progress bars\n",
-            program,
-            with_model ? "  --model NAME       seed000 (default), lenet5 or mytorch\n" : "");
-}
-
-bool parse_run_options(int argc, char **argv, const char *program, run_options *o,
-                       net_kind *model) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes_value = true;
-        char *end = NULL;
-        if (strcmp(a, "--quiet") == 0) {
-            o->quiet = true;
-            takes_value = false;
-        } else if (strcmp(a, "--help") == 0 || !v) {
-            usage(program, model != NULL);
-            return false;
-        } else if (strcmp(a, "--model") == 0 && model) {
-            if (!net_kind_parse(v, model)) {
-                fprintf(stderr, "%s: unknown model \"%s\" (seed000, lenet5, mytorch)\n", program, v);
-                return false;
-            }
-        } else if (strcmp(a, "--data") == 0) {
-            o->data_dir = v;
-        } else if (strcmp(a, "--epochs") == 0) {
-            o->epochs = (int)strtol(v, &end, 10);
-        } else if (strcmp(a, "--batch") == 0) {
-            o->batch = strtoll(v, &end, 10);
-        } else if (strcmp(a, "--lr") == 0) {
-            o->lr = strtod(v, &end);
-        } else if (strcmp(a, "--threads") == 0) {
-            o->threads = (int)strtol(v, &end, 10);
-        } else if (strcmp(a, "--seed") == 0) {
-            o->seed = strtoull(v, &end, 10);
-        } else if (strcmp(a, "--save") == 0) {
-            o->save_path = v;
-        } else if (strcmp(a, "--resume") == 0) {
-            o->resume_path = v;
-        } else if (strcmp(a, "--log") == 0) {
-            o->log_path = v;
-        } else if (strcmp(a, "--plot") == 0) {
-            o->plot_path = v;
-        } else if (strcmp(a, "--train-limit") == 0) {
-            o->train_limit = strtoll(v, &end, 10);
-        } else if (strcmp(a, "--test-limit") == 0) {
-            o->test_limit = strtoll(v, &end, 10);
-        } else {
-            fprintf(stderr, "%s: unknown option %s\n", program, a);
-            usage(program, model != NULL);
-            return false;
-        }
-        if (end && (*end || end == v)) {
-            fprintf(stderr, "%s: %s needs a number, got \"%s\"\n", program, a, v);
-            return false;
-        }
-        if (takes_value) i++;
+int parse_run_options(int argc, char **argv, const char *program, run_options *o,
+                      net_kind *model) {
+    const char *model_name = NULL;
+    const option_def table[] = {
+        {"--model", OPT_STRING, &model_name, "NAME", "seed000 (default), lenet5 or mytorch"},
+        {"--data", OPT_STRING, &o->data_dir, "DIR",
+         "MNIST folder (default data/mnist; the full 60,000-image set works)"},
+        {"--epochs", OPT_INT, &o->epochs, "N", "epochs (default: the recipe's)"},
+        {"--batch", OPT_INT64, &o->batch, "N", "batch size (default: the recipe's)"},
+        {"--lr", OPT_DOUBLE, &o->lr, "X", "initial learning rate (default: the recipe's)"},
+        {"--threads", OPT_INT, &o->threads, "N", "threads for BLIS and the kernels"},
+        {"--seed", OPT_U64, &o->seed, "N", "random seed (default 1)"},
+        {"--save", OPT_STRING, &o->save_path, "FILE",
+         "write a training checkpoint after every epoch"},
+        {"--resume", OPT_STRING, &o->resume_path, "FILE", "continue from a checkpoint"},
+        {"--log", OPT_STRING, &o->log_path, "CSV", "per-step and per-epoch metrics"},
+        {"--plot", OPT_STRING, &o->plot_path, "PNG",
+         "loss and accuracy curves (needs gnuplot; logs to PNG.csv\nunless --log is given)"},
+        {"--train-limit", OPT_INT64, &o->train_limit, "N", "train on the first N examples only"},
+        {"--test-limit", OPT_INT64, &o->test_limit, "N", "test on N examples only"},
+        {"--quiet", OPT_FLAG, &o->quiet, NULL, "epoch lines only, no progress bars"},
+    };
+    /* without a model to choose, the table starts after --model */
+    const option_def *first = model ? table : table + 1;
+    size_t n = sizeof table / sizeof table[0] - (size_t)(first - table);
+    int parsed = options_parse(argc, argv, program, first, n);
+    if (parsed != OPTIONS_RUN) return parsed;
+    if (model_name && !net_kind_parse(model_name, model)) {
+        fprintf(stderr, "%s: unknown model \"%s\" (seed000, lenet5, mytorch)\n", program,
+                model_name);
+        return 2;
     }
     if (o->epochs < 0 || o->batch < 0 || o->lr < 0 || o->threads < 0 || o->train_limit < 0 ||
         o->test_limit < 0) {
         fprintf(stderr, "%s: numbers must not be negative\n", program);
-        return false;
+        return 2;
     }
-    return true;
+    return OPTIONS_RUN;
 }
 
 /* [from, to) as an index list, at most limit long when limit > 0. */

@@ -7,6 +7,8 @@
 
 #include <tapegrad.h>
 
+#include "options.h"
+
 typedef enum net_kind { NET_SEED000, NET_LENET5, NET_MYTORCH } net_kind;
 
 /* A recipe: the network and how the notes train it. */
@@ -44,9 +46,11 @@ typedef struct run_options {
 
 /* Parses --data --epochs --batch --lr --threads --seed --save --resume --log --plot
  * --train-limit --test-limit --quiet (and --model when model != NULL) into opts, which holds
- * the defaults on entry. Prints usage and returns false on --help or a bad argument. */
-bool parse_run_options(int argc, char **argv, const char *program, run_options *opts,
-                       net_kind *model);
+ * the defaults on entry. Returns OPTIONS_RUN (options.h) to go on, 0 after --help (usage on
+ * stdout), or 2 after a bad argument (message on stderr); on 0 or 2 the program should exit
+ * with that status. */
+int parse_run_options(int argc, char **argv, const char *program, run_options *opts,
+                      net_kind *model);
 
 /* Trains the recipe with opts, printing a progress bar per epoch and the test accuracy after
  * each; ends with "final test accuracy: 0.XXXX (E epochs, S s)". Returns the final test

@@ -15,7 +15,8 @@
 
 int main(int argc, char **argv) {
     run_options opts = {.seed = 1};
-    if (!parse_run_options(argc, argv, "mytorch", &opts, NULL)) return 2;
+    int parsed = parse_run_options(argc, argv, "mytorch", &opts, NULL);
+    if (parsed != OPTIONS_RUN) return parsed;
     recipe r = recipe_for(NET_MYTORCH);
     double acc = train_mnist(&r, &opts);
     if (acc < 0) return 1;
