@@ -10,20 +10,11 @@
 #include <string.h>
 
 #include "tapegrad.h"
+#include "testing.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 /* The tape holds no error (shows it when it does). */
-#define CK_TAPE_OK(tp) ck_assert_msg(tg_tape_error(tp) == NULL, "tape error: %s", tg_tape_error(tp))
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
-
 /* A persistent f64 tensor of shape [n] (n > 0) or a scalar (n == 0) holding v. */
 static tg_tensor *f64_new(int64_t n, const double *v, bool requires_grad) {
     tg_tensor *t = tg_tensor_from(NULL, TG_F64, n ? 1 : 0, &n, v);
@@ -1162,9 +1153,5 @@ static Suite *autograd_suite(void) {
 
 /* Runs the suite (CK_RUN_CASE picks one case); fails when any test fails. */
 int main(void) {
-    SRunner *sr = srunner_create(autograd_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(autograd_suite(), CK_ENV);
 }

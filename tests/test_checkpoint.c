@@ -20,14 +20,7 @@
 
 #include "io/safetensors.h"
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 /* ---- files and folders -------------------------------------------------------------------- */
 
@@ -950,9 +943,5 @@ static Suite *checkpoint_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(checkpoint_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(checkpoint_suite(), CK_ENV);
 }

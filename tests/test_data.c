@@ -14,14 +14,7 @@
 #include <zlib.h>
 
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 /* ---- a temporary folder per test ---------------------------------------------------------- */
 
@@ -1257,9 +1250,5 @@ static Suite *data_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(data_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(data_suite(), CK_NORMAL);
 }

@@ -13,14 +13,7 @@
 #include <unistd.h>
 
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 static tg_tensor *logits_f64(int64_t n, int64_t c, const double *v) {
     tg_tensor *t = tg_tensor_from(NULL, TG_F64, 2, (int64_t[]){n, c}, v);
@@ -513,9 +506,5 @@ static Suite *metrics_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(metrics_suite(), CK_ENV);
 }

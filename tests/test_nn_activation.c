@@ -12,21 +12,11 @@
 
 #include "golden.h"
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 static golden *fixtures;
 
-static void load_fixtures(void) {
-    fixtures = golden_load(GOLDEN_DIR "/activation.txt");
-    ck_assert_ptr_nonnull(fixtures);
-}
+static void load_fixtures(void) { fixtures = golden_must_load(GOLDEN_DIR "/activation.txt"); }
 
 static void free_fixtures(void) { golden_free(fixtures); }
 
@@ -617,27 +607,16 @@ static const char PYTORCH_REPR[] =
     "  (empty): Sequential()\n"
     ")\n";
 
-/* What tg_model_print writes, as a malloc'ed string. */
-static char *printed(const tg_model *m) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    tg_model_print(m, f);
-    fclose(f);
-    return buf;
-}
-
 START_TEST(test_model_print) {
     tg_rng *rng = tg_rng_new(1);
     net n = net_new(rng);
-    char *got = printed(n.m);
+    char *got = model_printed(n.m);
     ck_assert_str_eq(got, PYTORCH_REPR);
     free(got);
     tg_model_free(n.m);
     /* A module without children prints as "Net()"; the default root name is "Model". */
     tg_model *m = tg_model_new(NULL);
-    got = printed(m);
+    got = model_printed(m);
     ck_assert_str_eq(got, "Model()\n");
     free(got);
     tg_model_free(m);
@@ -812,7 +791,7 @@ START_TEST(test_model_rejects) {
     ck_assert_ptr_nonnull(extra);
     ck_assert(tg_tensor_requires_grad(extra));
     ck_assert_ptr_null(tg_last_error());
-    char *got = printed(m);
+    char *got = model_printed(m);
     ck_assert_str_eq(got, PYTORCH_REPR); /* no layer was added */
     free(got);
 
@@ -861,9 +840,5 @@ static Suite *activation_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(activation_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(activation_suite(), CK_NORMAL);
 }

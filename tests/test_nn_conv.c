@@ -11,21 +11,11 @@
 
 #include "golden.h"
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 static golden *fixtures;
 
-static void load_fixtures(void) {
-    fixtures = golden_load(GOLDEN_DIR "/conv.txt");
-    ck_assert_ptr_nonnull(fixtures);
-}
+static void load_fixtures(void) { fixtures = golden_must_load(GOLDEN_DIR "/conv.txt"); }
 
 static void free_fixtures(void) { golden_free(fixtures); }
 
@@ -102,17 +92,6 @@ static void case_free(conv_case *c) {
     tg_tensor_free(c->b);
 }
 
-/* got matches the fixture's `key` of case within rtol. */
-static void expect_golden(const char *name, const char *key, const tg_tensor *got, double rtol) {
-    tg_tensor *want = golden_tensor(fixtures, name, key, TG_F64);
-    ck_assert_msg(want != NULL, "%s: no %s in the fixture", name, key);
-    char why[256];
-    bool ok = golden_close(got, want, rtol, why, sizeof why);
-    tg_tensor_free(want);
-    ck_assert_msg(ok, "%s %s (%s): %s", name, key, got ? tg_dtype_name(tg_tensor_dtype(got)) : "-",
-                  why);
-}
-
 /* Runs case `name` in dtype: the output and the gradients seeded with r, against PyTorch. */
 static void check_case(const char *name, tg_dtype dtype, double rtol) {
     conv_case c = case_load(name, dtype);
@@ -124,12 +103,12 @@ static void check_case(const char *name, tg_dtype dtype, double rtol) {
     tg_tensor *y = apply_op(tp, &c, c.x, c.w, c.b);
     ck_assert_msg(y != NULL, "%s: %s", name, tg_tape_error(tp));
     ck_assert_int_eq(tg_tensor_dtype(y), dtype);
-    expect_golden(name, "y", y, rtol);
+    GOLDEN_EXPECT(fixtures, name, "y", y, rtol);
     tg_tensor *seed = golden_tensor(fixtures, name, "r", dtype);
     ck_assert_msg(tg_backward(tp, y, seed) == 0, "%s: %s", name, tg_tape_error(tp));
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(params[i] != NULL, golden_has(fixtures, name, grads[i]));
-        if (params[i]) expect_golden(name, grads[i], tg_tensor_grad(params[i]), rtol);
+        if (params[i]) GOLDEN_EXPECT(fixtures, name, grads[i], tg_tensor_grad(params[i]), rtol);
     }
     tg_tensor_free(seed);
     tg_tape_free(tp);
@@ -137,17 +116,11 @@ static void check_case(const char *name, tg_dtype dtype, double rtol) {
 }
 
 START_TEST(test_golden_f64) {
-    int n = 0;
-    for (const char *name; (name = golden_case_at(fixtures, n)); n++)
-        check_case(name, TG_F64, GOLDEN_RTOL_F64);
-    ck_assert_int_ge(n, 50);
+    ck_assert_int_ge(golden_each_case(fixtures, TG_F64, check_case), 50);
 }
 END_TEST
 
-START_TEST(test_golden_f32) {
-    for (int i = 0; golden_case_at(fixtures, i); i++)
-        check_case(golden_case_at(fixtures, i), TG_F32, GOLDEN_RTOL_F32);
-}
+START_TEST(test_golden_f32) { golden_each_case(fixtures, TG_F32, check_case); }
 END_TEST
 
 /* ---- gradcheck on small shapes ---------------------------------------------------------- */
@@ -272,17 +245,6 @@ END_TEST
 
 /* ---- layer objects ---------------------------------------------------------------------- */
 
-/* The model printed as PyTorch's repr. */
-static char *model_text(const tg_model *m) {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    ck_assert_ptr_nonnull(f);
-    tg_model_print(m, f);
-    fclose(f);
-    return text;
-}
-
 /* The reprs of PyTorch 1.13 for the same modules (printed with python). */
 START_TEST(test_repr) {
     tg_model *m = tg_model_new("Net");
@@ -326,7 +288,7 @@ START_TEST(test_repr) {
     ck_assert_ptr_nonnull(tg_upsample2d_new(m, "ups", 2, 2, TG_UPSAMPLE_NEAREST, false));
     ck_assert_ptr_nonnull(tg_upsample2d_new(m, "ups2", 2, 3, TG_UPSAMPLE_BILINEAR, true));
     ck_assert_ptr_nonnull(tg_upsample2d_new(m, "ups3", 1.5, 1.5, TG_UPSAMPLE_BILINEAR, false));
-    char *text = model_text(m);
+    char *text = model_printed(m);
     const char *want =
         "Net(\n"
         "  (conv1): Conv2d(1, 16, kernel_size=(3, 3), stride=(2, 2))\n"
@@ -721,9 +683,5 @@ static Suite *conv_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(conv_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(conv_suite(), CK_NORMAL);
 }

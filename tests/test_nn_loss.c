@@ -9,21 +9,11 @@
 
 #include "golden.h"
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 static golden *fixtures;
 
-static void load_fixtures(void) {
-    fixtures = golden_load(GOLDEN_DIR "/loss.txt");
-    ck_assert_ptr_nonnull(fixtures);
-}
+static void load_fixtures(void) { fixtures = golden_must_load(GOLDEN_DIR "/loss.txt"); }
 
 static void free_fixtures(void) { golden_free(fixtures); }
 
@@ -93,16 +83,6 @@ static void case_free(loss_case *c) {
     tg_tensor_free(c->pos_weight);
 }
 
-/* got matches the fixture's `key` of case within rtol. */
-static void expect_golden(const char *name, const char *key, const tg_tensor *got, double rtol) {
-    tg_tensor *want = golden_tensor(fixtures, name, key, TG_F64);
-    ck_assert_msg(want != NULL, "%s: no %s in the fixture", name, key);
-    char why[256];
-    bool ok = golden_close(got, want, rtol, why, sizeof why);
-    tg_tensor_free(want);
-    ck_assert_msg(ok, "%s %s (%s): %s", name, key, tg_dtype_name(tg_tensor_dtype(got)), why);
-}
-
 /* Runs case `name` in dtype: the output, and the gradients seeded with R, against PyTorch. */
 static void check_case(const char *name, tg_dtype dtype, double rtol) {
     loss_case c = case_load(name, dtype);
@@ -114,28 +94,22 @@ static void check_case(const char *name, tg_dtype dtype, double rtol) {
     tg_tensor *out = apply_loss(tp, &c, c.x, c.target);
     ck_assert_msg(out != NULL, "%s: %s", name, tg_tape_error(tp));
     ck_assert_int_eq(tg_tensor_dtype(out), dtype);
-    expect_golden(name, "out", out, rtol);
+    GOLDEN_EXPECT(fixtures, name, "out", out, rtol);
     tg_tensor *seed = golden_tensor(fixtures, name, "R", dtype);
     ck_assert_msg(tg_backward(tp, out, seed) == 0, "%s: %s", name, tg_tape_error(tp));
-    if (want_gx) expect_golden(name, "grad_x", tg_tensor_grad(c.x), rtol);
-    if (want_gt) expect_golden(name, "grad_target", tg_tensor_grad(c.target), rtol);
+    if (want_gx) GOLDEN_EXPECT(fixtures, name, "grad_x", tg_tensor_grad(c.x), rtol);
+    if (want_gt) GOLDEN_EXPECT(fixtures, name, "grad_target", tg_tensor_grad(c.target), rtol);
     tg_tensor_free(seed);
     tg_tape_free(tp);
     case_free(&c);
 }
 
 START_TEST(test_golden_f64) {
-    int n = 0;
-    for (const char *name; (name = golden_case_at(fixtures, n)); n++)
-        check_case(name, TG_F64, GOLDEN_RTOL_F64);
-    ck_assert_int_ge(n, 100);
+    ck_assert_int_ge(golden_each_case(fixtures, TG_F64, check_case), 100);
 }
 END_TEST
 
-START_TEST(test_golden_f32) {
-    for (int i = 0; golden_case_at(fixtures, i); i++)
-        check_case(golden_case_at(fixtures, i), TG_F32, GOLDEN_RTOL_F32);
-}
+START_TEST(test_golden_f32) { golden_each_case(fixtures, TG_F32, check_case); }
 END_TEST
 
 /* ---- gradcheck ---------------------------------------------------------------------------- */
@@ -367,9 +341,5 @@ static Suite *loss_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(loss_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(loss_suite(), CK_NORMAL);
 }

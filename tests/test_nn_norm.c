@@ -12,40 +12,18 @@
 
 #include "golden.h"
 #include "tapegrad.h"
+#include "testing.h"
 
 static golden *G; /* norm.txt, loaded once by main */
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-#define CK_TAPE_OK(tp) ck_assert_msg(tg_tape_error(tp) == NULL, "tape error: %s", tg_tape_error(tp))
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
-
 /* got matches value `key` of case cs within the tolerance of got's dtype. */
-#define CK_GOLDEN(got, cs, key) check_golden((got), (cs), (key), __LINE__)
-static void check_golden(const tg_tensor *got, const char *cs, const char *key, int line) {
-    ck_assert_msg(got != NULL, "line %d: %s/%s: no tensor to compare", line, cs, key);
-    tg_tensor *want = golden_tensor(G, cs, key, TG_F64);
-    ck_assert_msg(want != NULL, "line %d: case %s has no %s", line, cs, key);
-    bool f64 = tg_tensor_dtype(got) == TG_F64;
-    char why[256];
-    bool ok = golden_close(got, want, f64 ? GOLDEN_RTOL_F64 : GOLDEN_RTOL_F32, why, sizeof why);
-    tg_tensor_free(want);
-    ck_assert_msg(ok, "line %d: %s/%s (%s): %s", line, cs, key, f64 ? "f64" : "f32", why);
-}
+#define CK_GOLDEN(got, cs, key) GOLDEN_EXPECT_DTYPE(G, (cs), (key), (got))
 
-/* Value `key` of case cs as a persistent tensor in dt (indices stay i64), or NULL when the
- * case has no such key. */
+/* Value `key` of case cs as a persistent tensor (see golden_leaf). */
 static tg_tensor *load(const char *cs, const char *key, tg_dtype dt, bool requires_grad) {
-    tg_tensor *t = golden_tensor(G, cs, key, dt);
-    if (t && requires_grad) ck_assert_int_eq(tg_set_requires_grad(t, true), 0);
-    return t;
+    return golden_leaf(G, cs, key, dt, requires_grad);
 }
 
 static const char *tagged(char *buf, const char *key, const char *tag) {
@@ -77,17 +55,6 @@ static void check_grads(tg_fn fn, void *ctx, int n, tg_tensor **in) {
     ck_assert_msg(tg_gradgradcheck(fn, ctx, n, in, &opts, &rep) == 0, "gradgradcheck: %s",
                   rep.message);
     for (int i = 0; i < n; i++) tg_tensor_free(in[i]);
-}
-
-/* What tg_model_print writes, in a malloc'd string. */
-static char *printed(const tg_model *m) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    tg_model_print(m, f);
-    fclose(f);
-    return buf;
 }
 
 static const tg_dtype DTYPES[2] = {TG_F64, TG_F32};
@@ -513,7 +480,7 @@ START_TEST(test_dropout_layers) {
     tg_model_set_training(m, false);
     ck_assert_ptr_eq(tg_layer_forward(tp, d, x), x);
     ck_assert_ptr_eq(tg_layer_forward(tp, d2, x), x);
-    char *s = printed(m);
+    char *s = model_printed(m);
     CK_HAS(s, "(drop): Dropout(p=0.5, inplace=False)\n");
     CK_HAS(s, "(drop2): Dropout2d(p=0.25, inplace=False)\n");
     free(s);
@@ -551,7 +518,7 @@ START_TEST(test_batch_norm_registration) {
     ck_assert_int_eq(tg_tensor_ndim(nbt), 0);
     ck_assert_int_eq(tg_tensor_numel(tg_model_find(m, "bn1.weight")), 16);
     ck_assert_int_eq(tg_model_num_parameters(m, false), 32);
-    char *s = printed(m);
+    char *s = model_printed(m);
     CK_HAS(s, "(bn1): BatchNorm2d(16, eps=1e-05, momentum=0.1, affine=True, "
               "track_running_stats=True)\n");
     CK_HAS(s, "(bn2): BatchNorm1d(4, eps=0.001, momentum=0.2, affine=False, "
@@ -605,7 +572,7 @@ START_TEST(test_norm_layers) {
     for (int i = 0; i < 5; i++) ck_assert_str_eq(tg_model_entry_at(m, i).name, names[i]);
     ck_assert(tg_tensor_get(tg_layer_get(ln1, "weight"), 7) == 1.0);
     ck_assert(tg_tensor_get(tg_layer_get(gn, "bias"), 7) == 0.0);
-    char *s = printed(m);
+    char *s = model_printed(m);
     CK_HAS(s, "(ln1): LayerNorm((8,), eps=1e-05, elementwise_affine=True)\n");
     CK_HAS(s, "(ln2): LayerNorm((4, 8), eps=1e-05, elementwise_affine=False)\n");
     CK_HAS(s, "(gn): GroupNorm(2, 8, eps=1e-05, affine=True)\n");
@@ -662,14 +629,6 @@ START_TEST(test_embedding_init) {
 END_TEST
 
 /* ---- errors ----------------------------------------------------------------------------- */
-
-/* op(tp) fails: NULL and a message containing word. */
-#define CK_FAILS(tp, expr, word)                                                               \
-    do {                                                                                      \
-        tg_tape_clear_error(tp);                                                              \
-        ck_assert_ptr_null(expr);                                                             \
-        CK_HAS(tg_tape_error(tp), word);                                                      \
-    } while (0)
 
 START_TEST(test_functional_errors) {
     tg_tape *tp = tg_tape_new();
@@ -834,10 +793,7 @@ static Suite *norm_suite(void) {
 int main(void) {
     G = golden_load(GOLDEN_DIR "/norm.txt");
     if (!G) return 1;
-    SRunner *sr = srunner_create(norm_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = run_suite(norm_suite(), CK_ENV);
     golden_free(G);
-    return failed ? 1 : 0;
+    return rc;
 }

@@ -12,47 +12,18 @@
 
 #include "golden.h"
 #include "tapegrad.h"
+#include "testing.h"
 
 static golden *G; /* rnn.txt, loaded once by main */
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-#define CK_TAPE_OK(tp) ck_assert_msg(tg_tape_error(tp) == NULL, "tape error: %s", tg_tape_error(tp))
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
-
-/* expr gives NULL and the tape's message contains word. */
-#define CK_FAILS(tp, expr, word)                                                               \
-    do {                                                                                      \
-        tg_tape_clear_error(tp);                                                              \
-        ck_assert_ptr_null(expr);                                                             \
-        CK_HAS(tg_tape_error(tp), word);                                                      \
-    } while (0)
-
 /* got matches value `key` of case cs within the tolerance of got's dtype. */
-#define CK_GOLDEN(got, cs, key) check_golden((got), (cs), (key), __LINE__)
-static void check_golden(const tg_tensor *got, const char *cs, const char *key, int line) {
-    ck_assert_msg(got != NULL, "line %d: %s/%s: no tensor to compare", line, cs, key);
-    tg_tensor *want = golden_tensor(G, cs, key, TG_F64);
-    ck_assert_msg(want != NULL, "line %d: case %s has no %s", line, cs, key);
-    bool f64 = tg_tensor_dtype(got) == TG_F64;
-    char why[256];
-    bool ok = golden_close(got, want, f64 ? GOLDEN_RTOL_F64 : GOLDEN_RTOL_F32, why, sizeof why);
-    tg_tensor_free(want);
-    ck_assert_msg(ok, "line %d: %s/%s (%s): %s", line, cs, key, f64 ? "f64" : "f32", why);
-}
+#define CK_GOLDEN(got, cs, key) GOLDEN_EXPECT_DTYPE(G, (cs), (key), (got))
 
-/* Value `key` of case cs as a persistent tensor in dt, or NULL when the case has none. */
+/* Value `key` of case cs as a persistent tensor (see golden_leaf). */
 static tg_tensor *load(const char *cs, const char *key, tg_dtype dt, bool requires_grad) {
-    tg_tensor *t = golden_tensor(G, cs, key, dt);
-    if (t && requires_grad) ck_assert_int_eq(tg_set_requires_grad(t, true), 0);
-    return t;
+    return golden_leaf(G, cs, key, dt, requires_grad);
 }
 
 /* a and b hold the same values (any shapes of equal size). */
@@ -63,17 +34,6 @@ static void expect_equal(const tg_tensor *a, const tg_tensor *b) {
     for (int64_t i = 0; i < tg_tensor_numel(a); i++)
         ck_assert_msg(tg_tensor_get(a, i) == tg_tensor_get(b, i), "element %lld: %.17g != %.17g",
                       (long long)i, tg_tensor_get(a, i), tg_tensor_get(b, i));
-}
-
-/* What tg_model_print writes, in a malloc'd string. */
-static char *printed(const tg_model *m) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    tg_model_print(m, f);
-    fclose(f);
-    return buf;
 }
 
 /* ---- against PyTorch -------------------------------------------------------------------- */
@@ -278,7 +238,7 @@ START_TEST(test_cell_layers) {
                           fabs(var / (bound * bound / 3.0) - 1.0) < 0.25,
                       "%s: mean %g var %g max %g", names[i], mean, var, top);
     }
-    char *s = printed(m);
+    char *s = model_printed(m);
     CK_HAS(s, "(lstm): LSTMCell(32, 64)\n");
     CK_HAS(s, "(gru): GRUCell(3, 5, bias=False)\n");
     free(s);
@@ -471,10 +431,7 @@ static Suite *rnn_suite(void) {
 int main(void) {
     G = golden_load(GOLDEN_DIR "/rnn.txt");
     if (!G) return 1;
-    SRunner *sr = srunner_create(rnn_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = run_suite(rnn_suite(), CK_ENV);
     golden_free(G);
-    return failed ? 1 : 0;
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tapegrad.h"
+#include "testing.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Helpers
@@ -1549,9 +1550,5 @@ static Suite *core_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(core_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite(core_suite(), CK_NORMAL);
 }

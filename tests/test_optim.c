@@ -11,14 +11,7 @@
 
 #include "golden.h"
 #include "tapegrad.h"
-
-/* msg is set and contains `word`. */
-#define CK_HAS(msg, word)                                                                      \
-    do {                                                                                      \
-        const char *m_ = (msg);                                                               \
-        ck_assert_msg(m_ && strstr(m_, word), "expected \"%s\" in the message: %s", word,     \
-                      m_ ? m_ : "(none)");                                                    \
-    } while (0)
+#include "testing.h"
 
 enum { STEPS = 20, N_PARAMS = 4, N_VALUES = 23 };
 
@@ -971,11 +964,8 @@ int main(void) {
         if (n_train == 64 || n_clip == 16) return EXIT_FAILURE;
     }
     while (golden_case_at(sched_fx, n_sched)) n_sched++;
-    SRunner *sr = srunner_create(optim_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = run_suite(optim_suite(), CK_NORMAL);
     golden_free(optim_fx);
     golden_free(sched_fx);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }
