@@ -15,7 +15,7 @@
  * on a machine busy with other work a team of spinning threads stalls whenever one of them is
  * descheduled (BLIS's barriers spin): small nets train faster and far more predictably with
  * their small products on one thread. */
-enum { TG_PARALLEL_MIN = 1 << 17, TG_GEMM_PARALLEL_MIN = 1 << 22 };
+enum { TG_PARALLEL_MIN = 1 << 20, TG_GEMM_PARALLEL_MIN = 1 << 24 };
 
 /* ---- elementwise ------------------------------------------------------------------------ */
 
