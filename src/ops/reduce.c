@@ -17,14 +17,11 @@ static const tg_op sum_to_op = {"sum_to", sum_to_vjp};
 tg_tensor *tg_sum_to(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape) {
     if (!tg_op_begin(tp, "sum_to", 1, &x) || !tg_op_same_float(tp, "sum_to", 1, &x)) return NULL;
     char why[160];
-    int nb;
-    int64_t b[TG_MAX_DIMS];
     if (!tg_shape_valid(ndim, shape, why, sizeof why)) {
         tg_fail(tp, "sum_to: %s", why);
         return NULL;
     }
-    if (ndim > x->ndim || !tg_broadcast_shapes(ndim, shape, x->ndim, x->shape, &nb, b) ||
-        !tg_shape_equal(nb, b, x->ndim, x->shape)) {
+    if (!tg_shape_broadcasts_to(ndim, shape, x->ndim, x->shape)) {
         tg_fail(tp, "sum_to: %s does not broadcast to the input's shape %s",
                 tg_shape_str((char[96]){0}, 96, ndim, shape), TG_SHAPE_STR(x));
         return NULL;

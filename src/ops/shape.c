@@ -143,14 +143,11 @@ static const tg_op expand_op = {"expand", expand_vjp};
 tg_tensor *tg_expand(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape) {
     if (!tg_op_begin(tp, "expand", 1, &x)) return NULL;
     char why[160];
-    int nb;
-    int64_t b[TG_MAX_DIMS];
     if (!tg_shape_valid(ndim, shape, why, sizeof why)) {
         tg_fail(tp, "expand: %s", why);
         return NULL;
     }
-    if (ndim < x->ndim || !tg_broadcast_shapes(x->ndim, x->shape, ndim, shape, &nb, b) ||
-        !tg_shape_equal(nb, b, ndim, shape)) {
+    if (!tg_shape_broadcasts_to(x->ndim, x->shape, ndim, shape)) {
         tg_fail(tp, "expand: %s cannot be broadcast to %s", TG_SHAPE_STR(x),
                 tg_shape_str((char[96]){0}, 96, ndim, shape));
         return NULL;

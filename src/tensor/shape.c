@@ -55,6 +55,13 @@ bool tg_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int
     return true;
 }
 
+bool tg_shape_broadcasts_to(int nfrom, const int64_t *from, int nto, const int64_t *to) {
+    int n;
+    int64_t b[TG_MAX_DIMS];
+    return nfrom <= nto && tg_broadcast_shapes(nfrom, from, nto, to, &n, b) &&
+           tg_shape_equal(n, b, nto, to);
+}
+
 void tg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {

@@ -16,6 +16,9 @@ bool tg_shape_valid(int ndim, const int64_t *shape, char *err, size_t err_size);
 /* NumPy broadcast of two shapes into out (rank max(na, nb)); false when they do not broadcast. */
 bool tg_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                          int64_t *out);
+/* Whether `from` broadcasts to exactly `to` (rank nfrom <= nto; size-1 dims stretch, missing
+ * leading dims are added): the shapes tg_expand accepts and tg_sum_to reverses. */
+bool tg_shape_broadcasts_to(int nfrom, const int64_t *from, int nto, const int64_t *to);
 /* Row-major element strides of a contiguous shape. */
 void tg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Strides for reading `shape` (rank ndim) broadcast to out_shape (rank out_ndim >= ndim):
