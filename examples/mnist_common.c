@@ -331,13 +331,14 @@ static bool train_epoch(session *s, const recipe *r, const run_options *o, int e
         int64_t b = tg_tensor_dim(y, 0);
         double per_example = tg_tensor_item(loss) / (r->loss_reduction == TG_REDUCTION_SUM ? (double)b : 1.0);
         loss_sum += per_example * (double)b;
-        correct += tg_accuracy(logits, y) * (double)b;
+        double batch_acc = tg_accuracy(logits, y);
+        correct += batch_acc * (double)b;
         seen += b;
         ts->step++;
         done++;
         if (bar) tg_progress_update(bar, done, loss_sum / (double)seen, correct / (double)seen, b);
         if (s->log)
-            tg_csv_log_row(s->log, "step", epoch, ts->step, per_example, tg_accuracy(logits, y),
+            tg_csv_log_row(s->log, "step", epoch, ts->step, per_example, batch_acc,
                            tg_optim_get_lr(s->optim, 0), NAN);
         tg_tape_reset(s->tp);
     }
