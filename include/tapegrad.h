@@ -285,14 +285,18 @@ typedef struct tg_window2d {
     int64_t pad_h, pad_w;           /* >= 0, on both sides */
     int64_t dilation_h, dilation_w; /* >= 1 */
     double pad_value;               /* what padded positions read as (0, or -INFINITY for max) */
+    bool batch_inner;               /* cols [C*KH*KW, N, OH*OW]: the batch next to the positions,
+                                       so one GEMM covers it (convolution); default [N, ...] */
 } tg_window2d;
 /* Output height or width: (in + 2*pad - dilation*(kernel-1) - 1) / stride + 1. */
 int64_t tg_window2d_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
                         int64_t dilation);
-/* x: [N, C, H, W] -> cols: [N, C*KH*KW, OH*OW], row (c*KH + kh)*KW + kw. */
+/* x: [N, C, H, W] -> cols: [N, C*KH*KW, OH*OW], row (c*KH + kh)*KW + kw; with
+ * win->batch_inner, cols: [C*KH*KW, N, OH*OW]. */
 tg_tensor *tg_unfold2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win);
-/* cols: [N, C*KH*KW, OH*OW] -> [N, C, height, width], overlapping entries summed (col2im);
- * padded positions are dropped. The VJP of unfold2d and the other way round. */
+/* cols: [N, C*KH*KW, OH*OW] (or [C*KH*KW, N, OH*OW] with win->batch_inner) ->
+ * [N, C, height, width], overlapping entries summed (col2im); padded positions are dropped.
+ * The VJP of unfold2d and the other way round. */
 tg_tensor *tg_fold2d(tg_tape *tp, tg_tensor *cols, int64_t height, int64_t width,
                      const tg_window2d *win);
 

@@ -330,7 +330,7 @@ FN(f_pool, tg_max(tp, tg_unfold2d(tp, x[0], &a->win), (int[]){1}, 1, false))
 /* A window with the given kernel, stride, padding and dilation (height, width) and pad value. */
 static tg_window2d window(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                           int64_t dh, int64_t dw, double pad_value) {
-    return (tg_window2d){kh, kw, sh, sw, ph, pw, dh, dw, pad_value};
+    return (tg_window2d){kh, kw, sh, sw, ph, pw, dh, dw, pad_value, false};
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -994,6 +994,58 @@ START_TEST(test_window_forward) {
 }
 END_TEST
 
+/* Asserts a and b hold the same shape and bit-identical elements. */
+static void expect_identical(const tg_tensor *a, const tg_tensor *b, const char *what) {
+    ck_assert_msg(a && b, "%s: missing result", what);
+    ck_assert_int_eq(tg_tensor_ndim(a), tg_tensor_ndim(b));
+    for (int d = 0; d < tg_tensor_ndim(a); d++)
+        ck_assert_int_eq(tg_tensor_shape(a)[d], tg_tensor_shape(b)[d]);
+    for (int64_t i = 0; i < tg_tensor_numel(a); i++)
+        ck_assert_msg(tg_tensor_get(a, i) == tg_tensor_get(b, i), "%s: element %lld: %g vs %g",
+                      what, (long long)i, tg_tensor_get(a, i), tg_tensor_get(b, i));
+}
+
+/* The batch-inner layout [C*KH*KW, N, L] is the standard [N, C*KH*KW, L] with the first two
+ * axes swapped, for unfold and fold, in both dtypes, on windows with short output rows (the
+ * table path) and long ones (the row path), strided, padded and dilated. */
+START_TEST(test_window_batch_inner) {
+    const struct {
+        int64_t h, w;
+        tg_window2d win;
+    } cases[] = {
+        {6, 6, window(3, 3, 1, 1, 0, 0, 1, 1, 0.0)},
+        {13, 13, window(3, 3, 2, 2, 0, 0, 1, 1, 0.0)},
+        {32, 32, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},
+        {20, 33, window(5, 3, 2, 1, 2, 1, 1, 2, -1.5)},
+        {17, 40, window(2, 4, 1, 3, 1, 0, 2, 1, 0.25)},
+    };
+    tg_rng *rng = tg_rng_new(11);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int f32 = 0; f32 < 2; f32++) {
+            tg_tape *tp = tg_tape_new();
+            const tg_dtype dt = f32 ? TG_F32 : TG_F64;
+            tg_window2d std_win = cases[i].win, inner = cases[i].win;
+            inner.batch_inner = true;
+            tg_tensor *x = tg_randn(tp, rng, dt, DIMS(3, 2, cases[i].h, cases[i].w), 0, 1);
+            tg_tensor *cols = tg_unfold2d(tp, x, &std_win);
+            tg_tensor *cols_inner = tg_unfold2d(tp, x, &inner);
+            expect_identical(tg_permute(tp, cols, (int[]){1, 0, 2}),
+                             cols_inner, "unfold2d batch inner");
+            tg_tensor *g = tg_randn(tp, rng, dt, 3, tg_tensor_shape(cols), 0, 1);
+            tg_tensor *g_inner = tg_permute(tp, g, (int[]){1, 0, 2});
+            expect_identical(tg_fold2d(tp, g, cases[i].h, cases[i].w, &std_win),
+                             tg_fold2d(tp, g_inner, cases[i].h, cases[i].w, &inner),
+                             "fold2d batch inner");
+            ck_assert_ptr_null(tg_tape_error(tp));
+            EXPECT_FAIL(tp, tg_fold2d(tp, g, cases[i].h, cases[i].w, &inner), "fold2d",
+                        "batch inner");
+            tg_tape_free(tp);
+        }
+    }
+    tg_rng_free(rng);
+}
+END_TEST
+
 START_TEST(test_window_grad) {
     /* square stride-1 window on a non-square input */
     args a1 = {.win = window(2, 3, 1, 1, 0, 0, 1, 1, 0.0), .h = 4, .w = 5};
@@ -1210,7 +1262,7 @@ START_TEST(test_errors_null_and_stale) {
     ck_assert(tg_concat(tp, 2, (tg_tensor *[]){x, NULL}, 0) == NULL);
     ck_assert(tg_where(tp, NULL, x, x) == NULL);
     ck_assert(tg_gather(tp, x, 0, NULL) == NULL);
-    ck_assert(tg_unfold2d(tp, NULL, &(tg_window2d){1, 1, 1, 1, 0, 0, 1, 1, 0}) == NULL);
+    ck_assert(tg_unfold2d(tp, NULL, &(tg_window2d){1, 1, 1, 1, 0, 0, 1, 1, 0, false}) == NULL);
     ck_assert(tg_clamp(tp, NULL, 1, 0) == NULL);
     ck_assert(tg_reshape(tp, x, DIMS(7)) == NULL);
     ck_assert_str_eq(tg_tape_error(tp), first);
@@ -1530,6 +1582,7 @@ static Suite *core_suite(void) {
     tc = tcase("window");
     tcase_add_test(tc, test_window_forward);
     tcase_add_test(tc, test_window_grad);
+    tcase_add_test(tc, test_window_batch_inner);
     suite_add_tcase(s, tc);
     tc = tcase("errors");
     tcase_add_test(tc, test_errors_shapes);

@@ -515,7 +515,8 @@ static void draw_window(tg_rng *rng, gc_case *c, int64_t *nchw, int64_t cap) {
                            .stride_h = draw_int(rng, 1, 2), .stride_w = draw_int(rng, 1, 2),
                            .pad_h = draw_int(rng, 0, 1), .pad_w = draw_int(rng, 0, 1),
                            .dilation_h = draw_int(rng, 1, 2), .dilation_w = draw_int(rng, 1, 2),
-                           .pad_value = tg_rng_below(rng, 2) ? 0.0 : draw_real(rng, -1.0, 1.0)};
+                           .pad_value = tg_rng_below(rng, 2) ? 0.0 : draw_real(rng, -1.0, 1.0),
+                           .batch_inner = tg_rng_below(rng, 2)};
         nchw[0] = draw_int(rng, 1, 2);
         nchw[1] = draw_int(rng, 1, 2);
         nchw[2] = draw_int(rng, 1, 4);
@@ -524,10 +525,11 @@ static void draw_window(tg_rng *rng, gc_case *c, int64_t *nchw, int64_t cap) {
         ow = tg_window2d_out(nchw[3], w->kernel_w, w->stride_w, w->pad_w, w->dilation_w);
     } while (oh < 1 || ow < 1 || nchw[0] * nchw[1] * nchw[2] * nchw[3] > cap ||
              nchw[0] * nchw[1] * w->kernel_h * w->kernel_w * oh * ow > cap);
-    snprintf(c->note, sizeof c->note, "k %lldx%lld s %lldx%lld p %lldx%lld d %lldx%lld",
+    snprintf(c->note, sizeof c->note, "k %lldx%lld s %lldx%lld p %lldx%lld d %lldx%lld%s",
              (long long)w->kernel_h, (long long)w->kernel_w, (long long)w->stride_h,
              (long long)w->stride_w, (long long)w->pad_h, (long long)w->pad_w,
-             (long long)w->dilation_h, (long long)w->dilation_w);
+             (long long)w->dilation_h, (long long)w->dilation_w,
+             w->batch_inner ? " batch inner" : "");
 }
 
 /* unfold2d: x [N, C, H, W]. */
@@ -537,15 +539,17 @@ static void draw_unfold2d(tg_rng *rng, gc_case *c) {
     add_float(c, rng, 4, s, ANY);
 }
 
-/* fold2d: cols [N, C*KH*KW, OH*OW] for an output [N, C, H, W]. */
+/* fold2d: cols [N, C*KH*KW, OH*OW] (batch inner: [C*KH*KW, N, OH*OW]) for an output
+ * [N, C, H, W]. */
 static void draw_fold2d(tg_rng *rng, gc_case *c) {
     int64_t s[4];
     draw_window(rng, c, s, MAX_NUMEL + 12);
     const tg_window2d *w = &c->win;
     c->height = s[2];
     c->width = s[3];
+    const int64_t rows = s[1] * w->kernel_h * w->kernel_w;
     int64_t cols[3] = {
-        s[0], s[1] * w->kernel_h * w->kernel_w,
+        w->batch_inner ? rows : s[0], w->batch_inner ? s[0] : rows,
         tg_window2d_out(s[2], w->kernel_h, w->stride_h, w->pad_h, w->dilation_h) *
             tg_window2d_out(s[3], w->kernel_w, w->stride_w, w->pad_w, w->dilation_w)};
     add_float(c, rng, 3, cols, ANY);

@@ -1,21 +1,15 @@
-/* Convolution as "unfold, one batched GEMM, add bias, reshape", transposed convolution as "one
- * batched GEMM, fold, add bias", both with stride, padding, dilation and groups, and the Conv2d
- * and ConvTranspose2d layer objects.
+/* Convolution as "unfold, one GEMM, add bias", transposed convolution as "one GEMM, fold, add
+ * bias", both with stride, padding, dilation and groups, and the Conv2d and ConvTranspose2d
+ * layer objects.
  *
- * GEMM layout. unfold2d gives cols [N, G*CKg, L] (CKg = C/G*KH*KW inputs per group, L = OH*OW
- * positions per sample) and the weights are [G, OCg, CKg]. Two layouts do the same arithmetic:
- *   - broadcast: w [G, OCg, CKg] x cols viewed [N, G, CKg, L]. tg_matmul runs one GEMM per
- *     (sample, group) and forms the weight gradient as N per-sample products [N, G, OCg, CKg]
- *     summed afterwards. No copies.
- *   - merged: cols permuted to [G, CKg, N*L], so the product and both gradients are G GEMMs
- *     (one for groups == 1) whose N*L side carries the whole batch. Costs a permuting copy of
- *     cols and of the output, forward and backward (none for N == 1).
- * Each layout adds memory in proportion to the batch: the merged one L*(C*KH*KW + OC) elements
- * per sample, twice; the broadcast one OC*CKg per sample (the weight-gradient partials).
- * merge_batch picks the smaller, which also merges exactly where per-sample GEMMs are skinny
- * (few positions, many channels: deep layers), and merges wherever per-sample GEMMs are small
- * enough that calling BLIS once per sample costs more than the arithmetic. The transposed convolution chooses the same
- * way with the roles of input and output exchanged. */
+ * GEMM layout. unfold2d lays cols out batch inner, [G*CKg, N, L] (CKg = C/G*KH*KW inputs per
+ * group, L = OH*OW positions per sample), so with the weights as [G, OCg, CKg] the product and
+ * both of its gradients are one GEMM per group whose N*L side carries the whole batch: large,
+ * well-shaped products even for small layers, and no per-sample weight-gradient partials. The
+ * price is one permuting copy of the output [G, OCg, N, L] -> [N, G, OCg, L] forward, and of
+ * its gradient backward (none for a batch of one). The transposed convolution runs the same
+ * way with input and output exchanged: x is permuted to [G, Cg, N, H*W] and the GEMM's result
+ * is already the batch-inner cols that fold2d takes. */
 #include <stdio.h>
 
 #include "nn/layer.h"
@@ -42,17 +36,6 @@ static tg_tensor *view_permute(tg_tape *tp, tg_tensor *x, int ndim, const int64_
         last = perm[d];
     }
     return in_order ? tg_reshape(tp, x, ndim, out) : tg_permute(tp, x, perm);
-}
-
-/* Whether to move the batch next to the positions (merged layout) instead of broadcasting the
- * weights over it, given the elements per sample each layout adds (`copied` by the merged
- * layout, each copied forward and backward; `partials` by the broadcast one) and the
- * multiply-adds of one per-sample GEMM. Below MERGE_MACS a per-sample GEMM costs less than
- * calling BLIS for it (seed 000's MNIST CNN trains 1.5x faster merged), so small products
- * always merge. */
-enum { MERGE_MACS = 1 << 18 };
-static bool merge_batch(int64_t n, int64_t copied, int64_t partials, int64_t macs) {
-    return n == 1 || 2 * copied < partials || macs < MERGE_MACS;
 }
 
 /* The options are valid for op (output padding only for the transposed convolution); else an
@@ -131,8 +114,8 @@ static tg_tensor *add_bias(tg_tape *tp, tg_tensor *y, tg_tensor *b) {
 }
 
 /* x: [N, C, H, W], w: [OC, C/G, KH, KW] -> [N, OC, OH, OW]:
- * cols [N, G*CKg, L]; w [G, OCg, CKg] x cols -> [N, G, OCg, L] (merged: through
- * [G, CKg, N*L] and [G, OCg, N*L]) -> [N, OC, OH, OW] + b. */
+ * cols [G*CKg, N, L]; w [G, OCg, CKg] x cols [G, CKg, N*L] -> [G, OCg, N, L] ->
+ * [N, G, OCg, L] = [N, OC, OH, OW] + b. */
 tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
                      const tg_conv2d_opts *opts) {
     const tg_conv2d_opts o = opts ? *opts : tg_conv2d_defaults();
@@ -148,7 +131,7 @@ tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
     }
     if (!bias_valid(tp, "conv2d", b, oc)) return NULL;
     const tg_window2d win = {kh, kw, o.stride_h, o.stride_w, o.pad_h, o.pad_w,
-                             o.dilation_h, o.dilation_w, 0.0};
+                             o.dilation_h, o.dilation_w, 0.0, true};
     const int64_t oh = tg_window2d_out(x->shape[2], kh, o.stride_h, o.pad_h, o.dilation_h);
     const int64_t ow = tg_window2d_out(x->shape[3], kw, o.stride_w, o.pad_w, o.dilation_w);
     if (oh < 1 || ow < 1) {
@@ -160,16 +143,10 @@ tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
     }
     const int64_t ckg = c / g * kh * kw, ocg = oc / g, l = oh * ow;
 
-    tg_tensor *cols = tg_unfold2d(tp, x, &win);
+    tg_tensor *cols = tg_unfold2d(tp, x, &win); /* [G*CKg, N, L] */
     tg_tensor *wm = tg_reshape(tp, w, 3, (int64_t[]){g, ocg, ckg});
-    tg_tensor *y; /* [N, G, OCg, L] */
-    if (merge_batch(n, l * (c * kh * kw + oc), oc * ckg, ocg * ckg * l)) {
-        cols = view_permute(tp, cols, 4, (int64_t[]){n, g, ckg, l}, (int[]){1, 2, 0, 3});
-        y = tg_matmul(tp, wm, tg_reshape(tp, cols, 3, (int64_t[]){g, ckg, n * l}));
-        y = view_permute(tp, y, 4, (int64_t[]){g, ocg, n, l}, (int[]){2, 0, 1, 3});
-    } else {
-        y = tg_matmul(tp, wm, tg_reshape(tp, cols, 4, (int64_t[]){n, g, ckg, l}));
-    }
+    tg_tensor *y = tg_matmul(tp, wm, tg_reshape(tp, cols, 3, (int64_t[]){g, ckg, n * l}));
+    y = view_permute(tp, y, 4, (int64_t[]){g, ocg, n, l}, (int[]){2, 0, 1, 3});
     return add_bias(tp, tg_reshape(tp, y, 4, (int64_t[]){n, oc, oh, ow}), b);
 }
 
@@ -203,10 +180,9 @@ static fold_axis fold_axis_of(int64_t in, int64_t kernel, int64_t stride, int64_
 }
 
 /* x: [N, C, H, W], w: [C, OC/G, KH, KW] -> [N, OC, OH, OW]:
- * w^T [G, OCg*KK, Cg] x x [N, G, Cg, H*W] -> cols [N, G, OCg*KK, H*W] (merged: through
- * [G, Cg, N*H*W] and [G, OCg*KK, N*H*W]) -> [N, OC*KK, H*W]; fold (fold_axis_of: sliced when
- * the output padding uncovers cropped rows, padded with zeros for the output padding no window
- * reaches) + b. */
+ * w^T [G, OCg*KK, Cg] x x as [G, Cg, N*H*W] -> cols [OC*KK, N, H*W] (batch inner); fold
+ * (fold_axis_of: sliced when the output padding uncovers cropped rows, padded with zeros for
+ * the output padding no window reaches) + b. */
 tg_tensor *tg_conv_transpose2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b,
                                const tg_conv2d_opts *opts) {
     const tg_conv2d_opts o = opts ? *opts : tg_conv2d_defaults();
@@ -234,21 +210,14 @@ tg_tensor *tg_conv_transpose2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tenso
         return NULL;
     }
     const tg_window2d win = {kh, kw, o.stride_h, o.stride_w, ah.pad, aw.pad,
-                             o.dilation_h, o.dilation_w, 0.0};
+                             o.dilation_h, o.dilation_w, 0.0, true};
 
     const int64_t hw = h * wd;
     tg_tensor *wm = tg_reshape(tp, w, 3, (int64_t[]){g, cg, ocg * kk});
-    tg_tensor *cols; /* [N, G, OCg*KK, H*W] */
-    if (merge_batch(n, hw * (c + oc * kk), c * ocg * kk, c / g * ocg * kk * hw)) {
-        tg_tensor *xm = view_permute(tp, x, 4, (int64_t[]){n, g, cg, hw}, (int[]){1, 2, 0, 3});
-        cols = tg_matmul_trans(tp, wm, true, tg_reshape(tp, xm, 3, (int64_t[]){g, cg, n * hw}),
-                               false);
-        cols = view_permute(tp, cols, 4, (int64_t[]){g, ocg * kk, n, hw}, (int[]){2, 0, 1, 3});
-    } else {
-        cols = tg_matmul_trans(tp, wm, true, tg_reshape(tp, x, 4, (int64_t[]){n, g, cg, hw}),
-                               false);
-    }
-    cols = tg_reshape(tp, cols, 3, (int64_t[]){n, oc * kk, hw});
+    tg_tensor *xm = view_permute(tp, x, 4, (int64_t[]){n, g, cg, hw}, (int[]){1, 2, 0, 3});
+    tg_tensor *cols = tg_matmul_trans(tp, wm, true,
+                                      tg_reshape(tp, xm, 3, (int64_t[]){g, cg, n * hw}), false);
+    cols = tg_reshape(tp, cols, 3, (int64_t[]){oc * kk, n, hw}); /* batch inner */
     tg_tensor *y = tg_fold2d(tp, cols, ah.size, aw.size, &win);
     if (ah.keep < ah.size) y = tg_slice(tp, y, 2, ah.crop, ah.crop + ah.keep, 1);
     if (aw.keep < aw.size) y = tg_slice(tp, y, 3, aw.crop, aw.crop + aw.keep, 1);

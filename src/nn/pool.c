@@ -98,7 +98,7 @@ static bool pool_geometry_of(tg_tape *tp, const char *op, const tg_tensor *x,
     const int64_t dh = dilated ? o->dilation_h : 1, dw = dilated ? o->dilation_w : 1;
     const int64_t h = x->shape[2], w = x->shape[3];
     g->win = (tg_window2d){o->kernel_h, o->kernel_w, o->stride_h, o->stride_w,
-                           o->pad_h, o->pad_w, dh, dw, 0.0};
+                           o->pad_h, o->pad_w, dh, dw, 0.0, false};
     g->out_h = pool_out(h, o->kernel_h, o->stride_h, o->pad_h, dh, o->ceil_mode);
     g->out_w = pool_out(w, o->kernel_w, o->stride_w, o->pad_w, dw, o->ceil_mode);
     if (g->out_h < 1 || g->out_w < 1) {

@@ -1,6 +1,7 @@
 /* Sliding-window primitives: unfold2d (im2col) and fold2d (col2im), each the other's VJP. With
- * cols laid out [N, C*KH*KW, OH*OW], a convolution is one batched GEMM against the weights
- * viewed as [OC, C*KH*KW], and pooling is a reduction over the middle axis. */
+ * cols laid out [N, C*KH*KW, OH*OW], pooling is a reduction over the middle axis; laid out
+ * [C*KH*KW, N, OH*OW] (batch inner), a convolution is one GEMM against the weights viewed as
+ * [OC, C*KH*KW] for the whole batch. */
 #include "ops/op.h"
 
 int64_t tg_window2d_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
@@ -36,6 +37,7 @@ static bool describe(tg_tape *tp, const char *op, const tg_tensor *in, const tg_
         .ph = win->pad_h, .pw = win->pad_w, .dh = win->dilation_h, .dw = win->dilation_w,
         .oh = tg_window2d_out(h, win->kernel_h, win->stride_h, win->pad_h, win->dilation_h),
         .ow = tg_window2d_out(w, win->kernel_w, win->stride_w, win->pad_w, win->dilation_w),
+        .batch_inner = win->batch_inner,
     };
     if (k->oh < 1 || k->ow < 1) {
         tg_fail(tp, "%s: a %lldx%lld input padded by %lldx%lld is smaller than the dilated "
@@ -70,7 +72,9 @@ tg_tensor *tg_unfold2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
     if (!describe(tp, "unfold2d", x, win, x->shape[0], x->shape[1], x->shape[2], x->shape[3],
                   &k))
         return NULL;
-    int64_t shape[3] = {k.n, k.c * k.kh * k.kw, k.oh * k.ow};
+    const int64_t rows = k.c * k.kh * k.kw;
+    int64_t shape[3] = {win->batch_inner ? rows : k.n, win->batch_inner ? k.n : rows,
+                        k.oh * k.ow};
     tg_tensor *cols = tg_tensor_alloc(tp, x->dtype, 3, shape);
     if (!cols) return NULL;
     tg_k_unfold2d(x->dtype, &k, x->data, cols->data, win->pad_value);
@@ -82,16 +86,19 @@ tg_tensor *tg_fold2d(tg_tape *tp, tg_tensor *cols, int64_t height, int64_t width
                      const tg_window2d *win) {
     if (!tg_op_begin(tp, "fold2d", 1, &cols) || !tg_op_same_float(tp, "fold2d", 1, &cols))
         return NULL;
+    const int rows_axis = win && win->batch_inner ? 0 : 1;
     if (cols->ndim != 3 || !win || win->kernel_h < 1 || win->kernel_w < 1 || height < 1 ||
-        width < 1 || cols->shape[1] % (win->kernel_h * win->kernel_w) != 0) {
-        tg_fail(tp, "fold2d: cols %s must be [N, C*KH*KW, OH*OW] for a valid window and a "
-                    "positive output size (got %lldx%lld)", TG_SHAPE_STR(cols),
+        width < 1 || cols->shape[rows_axis] % (win->kernel_h * win->kernel_w) != 0) {
+        tg_fail(tp, "fold2d: cols %s must be %s for a valid window and a positive output size "
+                    "(got %lldx%lld)", TG_SHAPE_STR(cols),
+                rows_axis ? "[N, C*KH*KW, OH*OW]" : "[C*KH*KW, N, OH*OW] (batch inner)",
                 (long long)height, (long long)width);
         return NULL;
     }
     tg_kwindow k;
-    int64_t c = cols->shape[1] / (win->kernel_h * win->kernel_w);
-    if (!describe(tp, "fold2d", cols, win, cols->shape[0], c, height, width, &k)) return NULL;
+    int64_t c = cols->shape[rows_axis] / (win->kernel_h * win->kernel_w);
+    if (!describe(tp, "fold2d", cols, win, cols->shape[1 - rows_axis], c, height, width, &k))
+        return NULL;
     if (k.oh * k.ow != cols->shape[2]) {
         tg_fail(tp, "fold2d: cols %s has %lld positions but a %lldx%lld output with this window "
                     "has %lldx%lld", TG_SHAPE_STR(cols), (long long)cols->shape[2],
