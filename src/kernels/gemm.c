@@ -17,9 +17,24 @@ static void tidy_strides(int64_t rows, int64_t cols, inc_t *rs, inc_t *cs) {
     }
 }
 
+/* The skx micro-kernels BLIS picks on AVX-512 CPUs tile C 32x12 and pack along k; with both
+ * operands contiguous along k, products whose first operand has the longer side measured
+ * 1.1-1.7x faster (16x144 with k = 16384: 4.1 ms, swapped 2.5 ms), so those are computed
+ * swapped. m*n copies for the transpose against m*n*k multiply-adds. */
+bool tg_k_gemm_swaps(bool trans_a, bool trans_b, int64_t m, int64_t n, double beta) {
+    return !trans_a && trans_b && m < n && beta == 0.0;
+}
+
 void tg_k_gemm(tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-               double alpha, const void *a, const void *b, double beta, void *c) {
+               double alpha, const void *a, const void *b, double beta, void *c, void *scratch) {
     if (m == 0 || n == 0) return;
+    if (scratch && k > 0 && tg_k_gemm_swaps(trans_a, trans_b, m, n, beta)) {
+        /* scratch [n, m] = B A^T, then C [m, n] = scratch^T */
+        tg_k_gemm(dt, false, true, n, m, k, alpha, b, a, 0.0, scratch, NULL);
+        tg_k_strided_copy(tg_dtype_size(dt), 2, (int64_t[]){m, n}, (int64_t[]){1, m}, scratch,
+                          (int64_t[]){n, 1}, c);
+        return;
+    }
     if (k == 0) { /* an empty sum: C = beta * C */
         if (beta == 0.0) {
             memset(c, 0, (size_t)(m * n) * tg_dtype_size(dt));

@@ -63,9 +63,19 @@ tg_tensor *tg_matmul_trans(tg_tape *tp, tg_tensor *a, bool trans_a, tg_tensor *b
     }
     const size_t es = tg_dtype_size(a->dtype);
     int64_t total = tg_shape_numel(nbatch, batch);
-    if (b_shared && !trans_a && total > 1 && tg_shape_numel(na - 2, a->shape) == total) {
+    const bool stack =
+        b_shared && !trans_a && total > 1 && tg_shape_numel(na - 2, a->shape) == total;
+    const int64_t rows = stack ? total * m : m; /* of one GEMM */
+    void *scratch = NULL;
+    if (tg_k_gemm_swaps(trans_a, trans_b, rows, n, 0.0)) {
+        tg_tensor *s = tg_tensor_alloc(tp, a->dtype, 2, (int64_t[]){n, rows});
+        if (!s) return NULL;
+        scratch = s->data;
+    }
+    if (stack) {
         /* [B, M, K] x [K, N]: the batches of A stack into one [B*M, K] matrix */
-        tg_k_gemm(a->dtype, false, trans_b, total * m, n, k, 1.0, a->data, b->data, 0.0, out->data);
+        tg_k_gemm(a->dtype, false, trans_b, total * m, n, k, 1.0, a->data, b->data, 0.0,
+                  out->data, scratch);
     } else {
         for (int64_t i = 0; i < total; i++) {
             int64_t rem = i, oa = 0, ob = 0;
@@ -76,7 +86,8 @@ tg_tensor *tg_matmul_trans(tg_tape *tp, tg_tensor *a, bool trans_a, tg_tensor *b
                 ob += c * sb[d];
             }
             tg_k_gemm(a->dtype, trans_a, trans_b, m, n, k, 1.0, (const char *)a->data + oa * es,
-                      (const char *)b->data + ob * es, 0.0, (char *)out->data + i * m * n * es);
+                      (const char *)b->data + ob * es, 0.0, (char *)out->data + i * m * n * es,
+                      scratch);
         }
     }
     matmul_params p = {trans_a, trans_b};
