@@ -6,14 +6,16 @@
 #include "kernels/kernels.h"
 #include "tensor/shape.h"
 
-/* Reduced innermost run (output stride 0): accumulate the run in A, add once. Otherwise the
- * output advances with the input and the run is added elementwise. */
+/* Reduced innermost run (output stride 0): accumulate the run in A (in vector lanes, then
+ * combined), add once. Otherwise the output advances with the input and the run is added
+ * elementwise. */
 #define SUM_RUN(T, A)                                                                         \
     do {                                                                                      \
         const T *restrict px = (const T *)x + it.off[0];                                      \
         T *restrict po = (T *)out + it.off[1];                                                \
         if (it.inner_stride[1] == 0) {                                                        \
             A acc = 0;                                                                        \
+            _Pragma("omp simd reduction(+ : acc)")                                            \
             for (int64_t i = 0; i < it.inner; i++) acc += px[i];                              \
             *po += (T)acc;                                                                    \
         } else {                                                                              \
@@ -35,26 +37,28 @@ void tg_k_sum(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *out_st
     } while (tg_iter_next(&it));
 }
 
-#define BETTER(v, best) (is_min ? ((v) < (best)) : ((v) > (best)))
-
+/* Sweeps len rows of `inner` entries, keeping per entry the best value so far and its row:
+ * the loop over entries is innermost, contiguous and branch-free. A NaN, once kept, stays (the
+ * first NaN wins, as in PyTorch). */
 #define MAX_AXIS(T)                                                                           \
     do {                                                                                      \
         const T *px = x;                                                                      \
-        T *pv = out_val;                                                                      \
         for (int64_t o = 0; o < outer; o++) {                                                 \
+            const T *restrict block = px + o * len * inner;                                   \
+            T *restrict best = (T *)out_val + o * inner;                                      \
+            int64_t *restrict arg = out_idx + o * inner;                                      \
             for (int64_t j = 0; j < inner; j++) {                                             \
-                const T *col = px + o * len * inner + j;                                      \
-                T best = col[0];                                                              \
-                int64_t arg = 0;                                                              \
-                for (int64_t i = 1; i < len && best == best; i++) {                           \
-                    T v = col[i * inner];                                                     \
-                    if (BETTER(v, best) || v != v) {                                          \
-                        best = v;                                                             \
-                        arg = i;                                                              \
-                    }                                                                         \
+                best[j] = block[j];                                                           \
+                arg[j] = 0;                                                                   \
+            }                                                                                 \
+            for (int64_t i = 1; i < len; i++) {                                               \
+                const T *restrict row = block + i * inner;                                    \
+                for (int64_t j = 0; j < inner; j++) {                                         \
+                    const T v = row[j], b = best[j];                                          \
+                    const bool take = b == b && ((is_min ? v < b : v > b) || v != v);         \
+                    best[j] = take ? v : b;                                                   \
+                    arg[j] = take ? i : arg[j];                                               \
                 }                                                                             \
-                if (pv) pv[o * inner + j] = best;                                             \
-                out_idx[o * inner + j] = arg;                                                 \
             }                                                                                 \
         }                                                                                     \
     } while (0)

@@ -185,7 +185,8 @@ tg_tensor *tg_argmax(tg_tape *tp, tg_tensor *x, int axis, bool keepdim) {
         if (keepdim || d != axis) out[nout++] = keep[d];
     }
     tg_tensor *idx = tg_tensor_alloc(tp, TG_I64, nout, out);
-    if (!idx) return NULL;
-    tg_k_max_axis(x->dtype, false, outer, x->shape[axis], inner, x->data, NULL, idx->data);
+    tg_tensor *val = tg_tensor_alloc(tp, x->dtype, nout, out); /* the kernel's running maxima */
+    if (!idx || !val) return NULL;
+    tg_k_max_axis(x->dtype, false, outer, x->shape[axis], inner, x->data, val->data, idx->data);
     return idx;
 }

@@ -346,8 +346,8 @@ void tg_optim_set_lr(tg_optim *o, int group, double lr) {
 #define DEFINE_UPDATES(T, SFX, SQRT)                                                           \
     /* SGD: buf is the momentum buffer, first is true on the parameter's first update (the   \
      * buffer starts as a copy of the gradient). */                                           \
-    static void sgd_##SFX(int64_t n, T *p, const T *g, T *buf, bool first,                    \
-                          const tg_optim_opts *o, double lr) {                                \
+    static void sgd_##SFX(int64_t n, T *restrict p, const T *restrict g, T *restrict buf,     \
+                          bool first, const tg_optim_opts *o, double lr) {                    \
         const T wd = (T)o->weight_decay, mom = (T)o->momentum;                                \
         const T keep = (T)(1 - o->dampening), neg_lr = (T)-lr;                                \
         for (int64_t i = 0; i < n; i++) {                                                     \
@@ -368,8 +368,9 @@ void tg_optim_set_lr(tg_optim *o, int group, double lr) {
                                                                                               \
     /* Adam (decoupled: AdamW's param *= 1 - lr wd instead of L2 on the gradient): m, v the   \
      * moments, vmax the amsgrad maximum, step the count including this update. */            \
-    static void adam_##SFX(int64_t n, T *p, const T *g, T *m, T *v, T *vmax,                   \
-                           const tg_optim_opts *o, double lr, double step, bool decoupled) {  \
+    static void adam_##SFX(int64_t n, T *restrict p, const T *restrict g, T *restrict m,      \
+                           T *restrict v, T *restrict vmax, const tg_optim_opts *o,           \
+                           double lr, double step, bool decoupled) {                          \
         const double bias_correction1 = 1 - pow(o->beta1, step);                              \
         const double bias_correction2 = 1 - pow(o->beta2, step);                              \
         const T neg_step_size = (T)-(lr / bias_correction1);                                  \
@@ -397,7 +398,8 @@ void tg_optim_set_lr(tg_optim *o, int group, double lr) {
     }                                                                                         \
                                                                                               \
     /* RMSprop: sq the square average, buf the momentum buffer, avg_g the centered mean. */   \
-    static void rmsprop_##SFX(int64_t n, T *p, const T *g, T *sq, T *buf, T *avg_g,            \
+    static void rmsprop_##SFX(int64_t n, T *restrict p, const T *restrict g,                  \
+                              T *restrict sq, T *restrict buf, T *restrict avg_g,             \
                               const tg_optim_opts *o, double lr) {                            \
         const T wd = (T)o->weight_decay, a = (T)o->alpha, k = (T)(1 - o->alpha);              \
         const T eps = (T)o->eps, mom = (T)o->momentum, neg_lr = (T)-lr, neg_one = (T)-1;      \
@@ -426,8 +428,9 @@ void tg_optim_set_lr(tg_optim *o, int group, double lr) {
     }                                                                                         \
                                                                                               \
     /* Adagrad: sum the accumulated squares, step the count including this update. */         \
-    static void adagrad_##SFX(int64_t n, T *p, const T *g, T *sum, const tg_optim_opts *o,     \
-                              double lr, double step) {                                       \
+    static void adagrad_##SFX(int64_t n, T *restrict p, const T *restrict g,                  \
+                              T *restrict sum, const tg_optim_opts *o, double lr,             \
+                              double step) {                                                  \
         const double clr = lr / (1 + (step - 1) * o->lr_decay);                               \
         const T wd = (T)o->weight_decay, eps = (T)o->eps, neg_clr = (T)-clr;                  \
         for (int64_t i = 0; i < n; i++) {                                                     \
