@@ -17,10 +17,10 @@ static void tidy_strides(int64_t rows, int64_t cols, inc_t *rs, inc_t *cs) {
     }
 }
 
-/* The skx micro-kernels BLIS picks on AVX-512 CPUs tile C 32x12 and pack along k; with both
- * operands contiguous along k, products whose first operand has the longer side measured
- * 1.1-1.7x faster (16x144 with k = 16384: 4.1 ms, swapped 2.5 ms), so those are computed
- * swapped. m*n copies for the transpose against m*n*k multiply-adds. */
+/* With both operands contiguous along k, BLIS runs products whose first operand has the
+ * longer side faster: measured 1.1-1.7x with the skx kernels (16x144 with k = 16384: 4.1 ms,
+ * swapped 2.5 ms) and 1.05-1.2x with zen3's (threads.c), so those are computed swapped. m*n
+ * copies for the transpose against m*n*k multiply-adds. */
 bool tg_k_gemm_swaps(bool trans_a, bool trans_b, int64_t m, int64_t n, double beta) {
     return !trans_a && trans_b && m < n && beta == 0.0;
 }

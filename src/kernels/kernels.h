@@ -79,8 +79,8 @@ void tg_k_fill(tg_dtype dt, int64_t n, void *dst, double value);
 void tg_k_gemm(tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                double alpha, const void *a, const void *b, double beta, void *c, void *scratch);
 /* Whether tg_k_gemm, given scratch, computes C^T = op(B)^T op(A)^T there and transposes it into
- * C: for A [m, k] times B stored [n, k] with m < n, which BLIS runs up to 1.7x faster with the
- * operands swapped (convolution weight gradients: m output channels, n inputs per window). */
+ * C: for A [m, k] times B stored [n, k] with m < n, which BLIS runs faster with the operands
+ * swapped (convolution weight gradients: m output channels, n inputs per window). */
 bool tg_k_gemm_swaps(bool trans_a, bool trans_b, int64_t m, int64_t n, double beta);
 
 /* ---- indexing --------------------------------------------------------------------------- */
