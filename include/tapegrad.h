@@ -205,6 +205,13 @@ tg_tensor *tg_mul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_div(tg_tape *tp, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_maximum(tg_tape *tp, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_minimum(tg_tape *tp, tg_tensor *a, tg_tensor *b);
+/* Fused activation gradients, each one pass instead of the two or three primitives it
+ * replaces (the VJPs of tanh, sigmoid and relu use them; differentiable again, with
+ * broadcasting): g (1 - y^2) for y = tanh(x), g y (1 - y) for y = sigmoid(x), and g where
+ * x > 0, else 0, for relu. */
+tg_tensor *tg_tanh_backward(tg_tape *tp, tg_tensor *y, tg_tensor *g);
+tg_tensor *tg_sigmoid_backward(tg_tape *tp, tg_tensor *y, tg_tensor *g);
+tg_tensor *tg_relu_backward(tg_tape *tp, tg_tensor *x, tg_tensor *g);
 /* Scalar forms: x + c, x - c, x * c, x / c, c - x, c / x. */
 tg_tensor *tg_add_scalar(tg_tape *tp, tg_tensor *x, double c);
 tg_tensor *tg_sub_scalar(tg_tape *tp, tg_tensor *x, double c);

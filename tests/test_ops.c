@@ -292,6 +292,9 @@ FN(f_sub, tg_sub(tp, x[0], x[1]))
 FN(f_mul, tg_mul(tp, x[0], x[1]))
 FN(f_div, tg_div(tp, x[0], x[1]))
 FN(f_maximum, tg_maximum(tp, x[0], x[1]))
+FN(f_tanh_backward, tg_tanh_backward(tp, x[0], x[1]))
+FN(f_sigmoid_backward, tg_sigmoid_backward(tp, x[0], x[1]))
+FN(f_relu_backward, tg_relu_backward(tp, x[0], x[1]))
 FN(f_minimum, tg_minimum(tp, x[0], x[1]))
 FN(f_add_s, tg_add_scalar(tp, x[0], a->c0))
 FN(f_sub_s, tg_sub_scalar(tp, x[0], a->c0))
@@ -431,6 +434,12 @@ START_TEST(test_binary_forward) {
     EXPECT(tp, tg_div(tp, a, b), DIMS(2, 3), VALS(1 / 1.5, -2, 0.75, 4 / 1.5, -5, 1.5));
     EXPECT(tp, tg_maximum(tp, a, b), DIMS(2, 3), VALS(1.5, 2, 4, 4, 5, 6));
     EXPECT(tp, tg_minimum(tp, a, b), DIMS(2, 3), VALS(1, -1, 3, 1.5, -1, 4));
+    /* fused activation gradients, b as the incoming gradient: b (1 - a^2), b a (1 - a), and
+     * b where a - 2 > 0 (none at 0, as PyTorch's threshold_backward) */
+    EXPECT(tp, tg_tanh_backward(tp, a, b), DIMS(2, 3), VALS(0, 3, -32, -22.5, 24, -140));
+    EXPECT(tp, tg_sigmoid_backward(tp, a, b), DIMS(2, 3), VALS(0, 2, -24, -18, 20, -120));
+    EXPECT(tp, tg_relu_backward(tp, tg_sub_scalar(tp, a, 2.0), b), DIMS(2, 3),
+           VALS(0, 0, 4, 1.5, -1, 4));
     /* size-1 dims on both sides: [2, 1] with [3] -> [2, 3]; a 0-d operand */
     tg_tensor *col = F64(tp, DIMS(2, 1), VALS(1, 2));
     tg_tensor *row = F64(tp, DIMS(1, 3), VALS(10, 20, 30));
@@ -472,6 +481,11 @@ START_TEST(test_binary_grad) {
     CHECK_OP(f_maximum, NULL, grid(p->nb, p->sb, -1.1, 0.5), grid(p->na, p->sa, -0.85, 0.5));
     CHECK_OP(f_minimum, NULL, grid(p->na, p->sa, -1.1, 0.5), grid(p->nb, p->sb, -0.85, 0.5));
     CHECK_OP(f_minimum, NULL, grid(p->nb, p->sb, -1.1, 0.5), grid(p->na, p->sa, -0.85, 0.5));
+    CHECK_OP(f_tanh_backward, NULL, grid(p->na, p->sa, -1.1, 0.3), grid(p->nb, p->sb, -0.9, 0.2));
+    CHECK_OP(f_sigmoid_backward, NULL, grid(p->nb, p->sb, -1.1, 0.3),
+             grid(p->na, p->sa, -0.9, 0.2));
+    /* x on -1.1 + 0.3 k stays at least 0.1 from relu's kink */
+    CHECK_OP(f_relu_backward, NULL, grid(p->na, p->sa, -1.1, 0.3), grid(p->nb, p->sb, -0.9, 0.2));
 }
 END_TEST
 

@@ -288,6 +288,9 @@ static void draw_binary_distinct(tg_rng *rng, gc_case *c) {
     if (c->ok) make_distinct(c, rng);
 }
 
+/* relu_backward(x, g): x away from relu's kink at 0 */
+static void draw_relu_backward(tg_rng *rng, gc_case *c) { binary_of(rng, c, AWAY, ANY); }
+
 /* where(mask, a, b): mask of 0/1 (no grad), a and b, all three broadcasting together. */
 static void draw_where(tg_rng *rng, gc_case *c) {
     int64_t full[TG_MAX_DIMS], s[TG_MAX_DIMS];
@@ -1176,6 +1179,7 @@ static void draw_kl_div(tg_rng *rng, gc_case *c) {
 UNARY(neg) UNARY(exp) UNARY(log) UNARY(log1p) UNARY(sqrt) UNARY(rsqrt) UNARY(abs) UNARY(square)
 UNARY(tanh) UNARY(sigmoid) UNARY(relu) UNARY(erf)
 BINARY(add) BINARY(sub) BINARY(mul) BINARY(div) BINARY(maximum) BINARY(minimum) BINARY(matmul)
+BINARY(tanh_backward) BINARY(sigmoid_backward) BINARY(relu_backward)
 SCALAR(pow_scalar) SCALAR(add_scalar) SCALAR(sub_scalar) SCALAR(mul_scalar) SCALAR(div_scalar)
 
 #define CASE ((const gc_case *)ctx)
@@ -1395,6 +1399,9 @@ static const gc_check checks[] = {
     {"div", draw_div, fn_div},
     {"maximum", draw_binary_distinct, fn_maximum},
     {"minimum", draw_binary_distinct, fn_minimum},
+    {"tanh_backward", draw_binary, fn_tanh_backward},
+    {"sigmoid_backward", draw_binary, fn_sigmoid_backward},
+    {"relu_backward", draw_relu_backward, fn_relu_backward},
     /* scalar forms */
     {"add_scalar", draw_scalar, fn_add_scalar},
     {"sub_scalar", draw_scalar, fn_sub_scalar},

@@ -107,6 +107,9 @@ void tg_k_unary(tg_kunary op, tg_dtype dt, int64_t n, const void *x, void *y, do
     case TG_B_LT: BIN_RUN(T, (T)(u < v)); break;                                              \
     case TG_B_LE: BIN_RUN(T, (T)(u <= v)); break;                                             \
     case TG_B_EQ: BIN_RUN(T, (T)(u == v)); break;                                             \
+    case TG_B_TANH_GRAD: BIN_RUN(T, v * ((T)1 - u * u)); break;                               \
+    case TG_B_SIGMOID_GRAD: BIN_RUN(T, v * (u * ((T)1 - u))); break;                          \
+    case TG_B_RELU_GRAD: BIN_RUN(T, u > 0 ? v : (T)0); break;                                 \
     }
 
 void tg_k_binary(tg_kbinary op, tg_dtype dt, int ndim, const int64_t *shape, const int64_t *sa,

@@ -36,6 +36,9 @@ void tg_k_unary(tg_kunary op, tg_dtype dt, int64_t n, const void *x, void *y, do
 typedef enum tg_kbinary {
     TG_B_ADD, TG_B_SUB, TG_B_MUL, TG_B_DIV, TG_B_MAX, TG_B_MIN,
     TG_B_GT, TG_B_GE, TG_B_LT, TG_B_LE, TG_B_EQ,
+    TG_B_TANH_GRAD,    /* b (1 - a^2), a = tanh's output */
+    TG_B_SIGMOID_GRAD, /* b a (1 - a), a = sigmoid's output */
+    TG_B_RELU_GRAD,    /* a > 0 ? b : 0, a = relu's input */
 } tg_kbinary;
 
 /* out[i] = a[i] op b[i] over `shape` (contiguous out); sa, sb: element strides of a and b

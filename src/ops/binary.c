@@ -1,5 +1,6 @@
-/* Broadcasting binary primitives (arithmetic, maximum/minimum, comparisons) and where. Each VJP
- * computes the gradient at the broadcast shape and sums it back to the input's shape. */
+/* Broadcasting binary primitives (arithmetic, maximum/minimum, comparisons, the fused activation
+ * gradients) and where. Each VJP computes the gradient at the broadcast shape and sums it back to
+ * the input's shape. */
 #include "ops/op.h"
 
 /* out = a op b, broadcast; recorded as `op` unless it has no VJP (comparisons). */
@@ -56,10 +57,35 @@ static void minimum_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool 
     extremum_vjp(tp, n, g, need, gin, false);
 }
 
+/* tanh_backward(y, g) = g (1 - y^2): d/dy = -2 y g, d/dg = 1 - y^2. */
+static void tanh_backward_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need,
+                              tg_tensor **gin) {
+    if (need[0]) gin[0] = TO_A(tg_mul(tp, g, tg_mul(tp, B(n), tg_mul_scalar(tp, A(n), -2.0))));
+    if (need[1]) gin[1] = TO_B(tg_tanh_backward(tp, A(n), g));
+}
+/* sigmoid_backward(y, g) = g y (1 - y): d/dy = g (1 - 2 y), d/dg = y (1 - y). */
+static void sigmoid_backward_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need,
+                                 tg_tensor **gin) {
+    if (need[0]) {
+        tg_tensor *slope = tg_rsub_scalar(tp, 1.0, tg_mul_scalar(tp, A(n), 2.0)); /* 1 - 2y */
+        gin[0] = TO_A(tg_mul(tp, g, tg_mul(tp, B(n), slope)));
+    }
+    if (need[1]) gin[1] = TO_B(tg_sigmoid_backward(tp, A(n), g));
+}
+/* relu_backward(x, g) = x > 0 ? g : 0: piecewise constant in x, d/dg = the same mask. */
+static void relu_backward_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need,
+                              tg_tensor **gin) {
+    if (need[0]) gin[0] = tg_zeros_like(tp, A(n));
+    if (need[1]) gin[1] = TO_B(tg_relu_backward(tp, A(n), g));
+}
+
 static const tg_op add_op = {"add", add_vjp}, sub_op = {"sub", sub_vjp}, mul_op = {"mul", mul_vjp},
     div_op = {"div", div_vjp}, maximum_op = {"maximum", maximum_vjp},
     minimum_op = {"minimum", minimum_vjp}, gt_op = {"gt", NULL}, ge_op = {"ge", NULL},
-    lt_op = {"lt", NULL}, le_op = {"le", NULL}, eq_op = {"eq", NULL};
+    lt_op = {"lt", NULL}, le_op = {"le", NULL}, eq_op = {"eq", NULL},
+    tanh_backward_op = {"tanh_backward", tanh_backward_vjp},
+    sigmoid_backward_op = {"sigmoid_backward", sigmoid_backward_vjp},
+    relu_backward_op = {"relu_backward", relu_backward_vjp};
 
 tg_tensor *tg_add(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, &add_op, TG_B_ADD, a, b); }
 tg_tensor *tg_sub(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, &sub_op, TG_B_SUB, a, b); }
@@ -72,6 +98,15 @@ tg_tensor *tg_ge(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, &g
 tg_tensor *tg_lt(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, &lt_op, TG_B_LT, a, b); }
 tg_tensor *tg_le(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, &le_op, TG_B_LE, a, b); }
 tg_tensor *tg_eq(tg_tape *tp, tg_tensor *a, tg_tensor *b) { return binary(tp, &eq_op, TG_B_EQ, a, b); }
+tg_tensor *tg_tanh_backward(tg_tape *tp, tg_tensor *y, tg_tensor *g) {
+    return binary(tp, &tanh_backward_op, TG_B_TANH_GRAD, y, g);
+}
+tg_tensor *tg_sigmoid_backward(tg_tape *tp, tg_tensor *y, tg_tensor *g) {
+    return binary(tp, &sigmoid_backward_op, TG_B_SIGMOID_GRAD, y, g);
+}
+tg_tensor *tg_relu_backward(tg_tape *tp, tg_tensor *x, tg_tensor *g) {
+    return binary(tp, &relu_backward_op, TG_B_RELU_GRAD, x, g);
+}
 
 /* where(mask, a, b): the gradient flows to a where mask is set and to b elsewhere; the mask
  * itself gets none. */

@@ -65,19 +65,18 @@ static void square_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *
     (void)need;
     gin[0] = tg_mul(tp, g, tg_mul_scalar(tp, X(n), 2.0));
 }
-/* d tanh = 1 - y^2 */
+/* d tanh = 1 - y^2, d sigmoid = y (1 - y), d relu = [x > 0]: one fused pass each */
 static void tanh_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
     (void)need;
-    gin[0] = tg_mul(tp, g, tg_rsub_scalar(tp, 1.0, tg_square(tp, Y(n))));
+    gin[0] = tg_tanh_backward(tp, Y(n), g);
 }
-/* d sigmoid = y (1 - y) */
 static void sigmoid_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
     (void)need;
-    gin[0] = tg_mul(tp, g, tg_mul(tp, Y(n), tg_rsub_scalar(tp, 1.0, Y(n))));
+    gin[0] = tg_sigmoid_backward(tp, Y(n), g);
 }
 static void relu_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
     (void)need;
-    gin[0] = tg_mul(tp, g, tg_gt_scalar(tp, X(n), 0.0));
+    gin[0] = tg_relu_backward(tp, X(n), g);
 }
 /* d x^p = p x^(p-1); exactly zero for p = 0 (as PyTorch), even at x = 0 */
 static void pow_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need, tg_tensor **gin) {
