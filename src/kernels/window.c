@@ -5,18 +5,20 @@
  * threads (small ones stay out of OpenMP entirely: an `omp parallel if (false)` region still
  * builds a team).
  *
- * Two ways through a plane. When output rows are short (OW < TABLE_ROW_MAX: the small images
- * deep in MNIST- and CIFAR-sized nets) and the window has at most TABLE_MAX entries
- * (KH*KW*OH*OW), a table of the input offset each entry reads (-1 for padding) is built once
- * per call, and a plane is one gather (unfold) or scatter-add (fold) loop over it: row loops
- * spend more on loop control than on copying when rows are a few elements long. Otherwise the
- * plane goes row by row, contiguous when the stride is 1 (2.4x faster than the table on 32-wide
- * rows, 1.4x slower on 8-wide ones). */
+ * Two ways through a plane. When output rows are short (OW below UNFOLD_ROW_MIN or
+ * FOLD_ROW_MIN: the small images deep in MNIST- and CIFAR-sized nets) and the window has at
+ * most TABLE_MAX entries (KH*KW*OH*OW), a table of the input offset each entry reads (-1 for
+ * padding) is built once per call, and a plane is one gather (unfold) or scatter-add (fold)
+ * loop over it: row loops spend more on loop control than on copying when rows are a few
+ * elements long. Otherwise the plane goes row by row, contiguous when the stride is 1 (2.4x
+ * faster than the table on 32-wide rows, 1.4x slower on 8-wide ones). */
 #include <stdint.h>
 
 #include "kernels/kernels.h"
 
-enum { TABLE_MAX = 1 << 14, TABLE_ROW_MAX = 12 };
+/* Output row lengths from which planes go row by row: the gather of unfold gains sooner than
+ * the scatter-add of fold (measured on 8-, 10-, 13-, 14- and 32-wide rows). */
+enum { TABLE_MAX = 1 << 14, UNFOLD_ROW_MIN = 10, FOLD_ROW_MIN = 12 };
 
 /* table[k*L + l] = the offset in a plane [H, W] that entry (k, l) of the window reads, or -1
  * where it reads padding. */
@@ -133,9 +135,9 @@ TABLE_PLANES(double)
     do {                                                                                      \
         const int64_t planes = (w)->n * (w)->c;                                               \
         if (planes > 1 && planes * (w)->kh * (w)->kw * (w)->oh * (w)->ow >= TG_PARALLEL_MIN) { \
-            _Pragma("omp parallel for") for (int64_t nc = 0; nc < planes; nc++) __VA_ARGS__         \
+            _Pragma("omp parallel for") for (int64_t nc = 0; nc < planes; nc++) __VA_ARGS__  \
         } else {                                                                              \
-            for (int64_t nc = 0; nc < planes; nc++) __VA_ARGS__                                     \
+            for (int64_t nc = 0; nc < planes; nc++) __VA_ARGS__                              \
         }                                                                                     \
     } while (0)
 
@@ -155,8 +157,8 @@ static void plane_rows(const tg_kwindow *w, int64_t nc, int64_t *start, int64_t 
 /* Whether planes go through a window table rather than row by row: short output rows, where
  * the row loops cost more in control than in copying, and windows small enough for a table
  * on the stack. */
-static bool use_table(const tg_kwindow *w) {
-    return w->ow < TABLE_ROW_MAX && w->kh * w->kw * w->oh * w->ow <= TABLE_MAX &&
+static bool use_table(const tg_kwindow *w, int64_t row_min) {
+    return w->ow < row_min && w->kh * w->kw * w->oh * w->ow <= TABLE_MAX &&
            w->h * w->w <= INT32_MAX;
 }
 
@@ -173,7 +175,7 @@ static bool use_table(const tg_kwindow *w) {
 void tg_k_unfold2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *cols,
                    double pad_value) {
     const int64_t kk = w->kh * w->kw, L = w->oh * w->ow;
-    if (use_table(w)) {
+    if (use_table(w, UNFOLD_ROW_MIN)) {
         int32_t table[kk * L];
         window_table(w, table);
         if (dt == TG_F32) {
@@ -194,7 +196,7 @@ void tg_k_unfold2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *cols,
 
 void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x) {
     const int64_t kk = w->kh * w->kw, L = w->oh * w->ow, hw = w->h * w->w;
-    if (use_table(w)) {
+    if (use_table(w, FOLD_ROW_MIN)) {
         int32_t table[kk * L];
         window_table(w, table);
         if (dt == TG_F32) {
