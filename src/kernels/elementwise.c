@@ -1,11 +1,22 @@
 /* Elementwise kernels: unary maps with scalar parameters, broadcasting binary maps, where, and
  * gradient accumulation. Types come from macros instantiated for float and double; <tgmath.h>
- * picks expf or exp by argument type. */
+ * picks expf or exp by argument type, and the float transcendentals go to vmath.h instead. */
 #include <tgmath.h>
 
 #include "kernels/iter.h"
 #include "kernels/kernels.h"
+#include "kernels/vmath.h"
 #include "tensor/shape.h"
+
+/* exp, log, log1p, tanh, sigmoid and erf of v: vmath.h's branch-free versions for float, which
+ * GCC vectorizes in the simd loops below (libm calls would keep them scalar), and libm for
+ * double, which gradchecks use as the reference. */
+#define V_EXP(v) _Generic((v), float: tg_vexpf(v), default: exp(v))
+#define V_LOG(v) _Generic((v), float: tg_vlogf(v), default: log(v))
+#define V_LOG1P(v) _Generic((v), float: tg_vlog1pf(v), default: log1p(v))
+#define V_TANH(v) _Generic((v), float: tg_vtanhf(v), default: tanh(v))
+#define V_SIGMOID(v) _Generic((v), float: tg_vsigmoidf(v), default: 1 / (1 + exp(-(v))))
+#define V_ERF(v) _Generic((v), float: tg_verff(v), default: erf(v))
 
 /* Loops below TG_PARALLEL_MIN stay out of OpenMP altogether: a parallel region whose `if`
  * clause is false still sets up (and allocates) a team, which costs more than a small loop. */
@@ -34,18 +45,18 @@
 #define UNARY_SWITCH(T)                                                                       \
     switch (op) {                                                                             \
     case TG_U_NEG: MAP_LOOP(T, -v); break;                                                    \
-    case TG_U_EXP: MAP_LOOP(T, exp(v)); break;                                                \
-    case TG_U_LOG: MAP_LOOP(T, log(v)); break;                                                \
+    case TG_U_EXP: MAP_LOOP(T, V_EXP(v)); break;                                              \
+    case TG_U_LOG: MAP_LOOP(T, V_LOG(v)); break;                                              \
     case TG_U_SQRT: MAP_LOOP(T, sqrt(v)); break;                                              \
     case TG_U_RSQRT: MAP_LOOP(T, (T)1 / sqrt(v)); break;                                      \
     case TG_U_ABS: MAP_LOOP(T, fabs(v)); break;                                               \
     case TG_U_SQUARE: MAP_LOOP(T, v * v); break;                                              \
-    case TG_U_TANH: MAP_LOOP(T, tanh(v)); break;                                              \
-    case TG_U_SIGMOID: MAP_LOOP(T, (T)1 / ((T)1 + exp(-v))); break;                           \
+    case TG_U_TANH: MAP_LOOP(T, V_TANH(v)); break;                                            \
+    case TG_U_SIGMOID: MAP_LOOP(T, V_SIGMOID(v)); break;                                      \
     case TG_U_RELU: MAP_LOOP(T, v < 0 ? (T)0 : v); break;                                     \
     case TG_U_SIGN: MAP_LOOP(T, (T)((v > 0) - (v < 0))); break;                               \
-    case TG_U_LOG1P: MAP_LOOP(T, log1p(v)); break;                                            \
-    case TG_U_ERF: MAP_LOOP(T, erf(v)); break;                                                \
+    case TG_U_LOG1P: MAP_LOOP(T, V_LOG1P(v)); break;                                          \
+    case TG_U_ERF: MAP_LOOP(T, V_ERF(v)); break;                                              \
     case TG_U_POW: MAP_LOOP(T, pow(v, k0)); break;                                            \
     case TG_U_CLAMP: MAP_LOOP(T, v < k0 ? k0 : (v > k1 ? k1 : v)); break;                     \
     case TG_U_ADD_S: MAP_LOOP(T, v + k0); break;                                              \
