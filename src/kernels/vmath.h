@@ -8,8 +8,9 @@
  * Bit casts go through memcpy; signed right shifts and unsigned-to-signed conversions assume
  * two's complement, as GCC and Clang define them. Only plain float operations are used, and
  * the project compiles with -std=c11, which leaves contraction into FMA off, so results are the
- * same with or without -march=native. The error-free sums (Fast2Sum, TwoSum) rely on the
- * compiler not reassociating float arithmetic: no -ffast-math. Every function is within 2 ulp
+ * same with or without -march=native (contracted, as under -std=gnu11, a few bits change and
+ * the bounds below still hold). The error-free sums (Fast2Sum, TwoSum) rely on the compiler not
+ * reassociating float arithmetic: no -ffast-math. Every function is within 2 ulp
  * of the correctly rounded result over all floats (tests/test_vmath.c checks a dense sweep; the
  * exhaustive figures are in its header comment) and exact on special values.
  *
