@@ -43,6 +43,7 @@ static void window_table(const tg_kwindow *w, int32_t *table) {
         for (int64_t k = 0; k < kk; k++) {                                                    \
             const int32_t *restrict t = table + k * L;                                        \
             T *restrict row = rows + k * rs;                                                  \
+            _Pragma("omp simd") /* masked gathers */                                          \
             for (int64_t l = 0; l < L; l++) row[l] = t[l] >= 0 ? plane[t[l]] : pad;          \
         }                                                                                     \
     }                                                                                         \
@@ -180,17 +181,17 @@ void tg_k_unfold2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *cols,
         window_table(w, table);
         if (dt == TG_F32) {
             WINDOW_LOOP(unfold_table_float(kk, L, table, (const float *)x + at,
-                                                  (float *)cols + start, rs, (float)pad_value));
+                                           (float *)cols + start, rs, (float)pad_value));
         } else {
             WINDOW_LOOP(unfold_table_double(kk, L, table, (const double *)x + at,
-                                                    (double *)cols + start, rs, pad_value));
+                                            (double *)cols + start, rs, pad_value));
         }
     } else if (dt == TG_F32) {
         WINDOW_LOOP(unfold_plane_float(w, (const float *)x + at, (float *)cols + start, rs,
-                                              (float)pad_value));
+                                       (float)pad_value));
     } else {
         WINDOW_LOOP(unfold_plane_double(w, (const double *)x + at,
-                                                (double *)cols + start, rs, pad_value));
+                                        (double *)cols + start, rs, pad_value));
     }
 }
 
@@ -201,15 +202,15 @@ void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x) {
         window_table(w, table);
         if (dt == TG_F32) {
             WINDOW_LOOP(fold_table_float(kk, L, hw, table, (const float *)cols + start, rs,
-                                               (float *)x + at));
+                                         (float *)x + at));
         } else {
             WINDOW_LOOP(fold_table_double(kk, L, hw, table, (const double *)cols + start,
-                                                  rs, (double *)x + at));
+                                          rs, (double *)x + at));
         }
     } else if (dt == TG_F32) {
         WINDOW_LOOP(fold_plane_float(w, (const float *)cols + start, rs, (float *)x + at));
     } else {
         WINDOW_LOOP(fold_plane_double(w, (const double *)cols + start, rs,
-                                              (double *)x + at));
+                                      (double *)x + at));
     }
 }
