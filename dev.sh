@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(build-essential meson ninja-build pkg-config libblis-dev check zlib1g-dev)
+packages=(build-essential meson ninja-build pkg-config libblis-dev check zlib1g-dev gnuplot-nox)
 
 install_deps() {
     local missing=()

@@ -416,7 +416,9 @@ double train_mnist(const recipe *r, const run_options *o) {
     if (s.log) {
         tg_csv_log_close(s.log);
         s.log = NULL;
-        if (o->plot_path && tg_plot_csv(log_path, o->plot_path, r->name) != 0)
+        char title[64];
+        snprintf(title, sizeof title, "%s on MNIST", r->name);
+        if (o->plot_path && tg_plot_csv(log_path, o->plot_path, title, "test accuracy") != 0)
             fprintf(stderr, "no plot: %s (the CSV log is kept)\n", tg_last_error());
     }
     session_free(&s);

@@ -430,7 +430,7 @@ START_TEST(test_plot_png) {
     temp_path(png, sizeof png, "plot.png");
     write_log(csv, true);
     if (!gnuplot_installed()) {
-        ck_assert_int_eq(tg_plot_csv(csv, png, "run"), -1);
+        ck_assert_int_eq(tg_plot_csv(csv, png, "run", NULL), -1);
         CK_HAS(tg_last_error(), "gnuplot was not found on PATH");
         unlink(csv);
         return;
@@ -438,8 +438,8 @@ START_TEST(test_plot_png) {
     for (int with_value = 1; with_value >= 0; with_value--) {
         write_log(csv, with_value);
         unlink(png);
-        ck_assert_msg(tg_plot_csv(csv, png, "it's a \"test\"_run") == 0, "plot: %s",
-                      tg_last_error());
+        ck_assert_msg(tg_plot_csv(csv, png, "it's a \"test\"_run", "held-out 'accuracy'") == 0,
+                      "plot: %s", tg_last_error());
         FILE *fp = fopen(png, "rb");
         ck_assert_ptr_nonnull(fp);
         unsigned char sig[8];
@@ -452,10 +452,10 @@ START_TEST(test_plot_png) {
     tg_csv_log *log = tg_csv_log_open(csv);
     tg_csv_log_row(log, "step", 0, 1, 1.0, 0.5, 0.1, NAN);
     tg_csv_log_close(log);
-    ck_assert_int_eq(tg_plot_csv(csv, png, NULL), -1);
+    ck_assert_int_eq(tg_plot_csv(csv, png, NULL, NULL), -1);
     CK_HAS(tg_last_error(), "no epoch rows");
     unlink(csv);
-    ck_assert_int_eq(tg_plot_csv(csv, png, NULL), -1);
+    ck_assert_int_eq(tg_plot_csv(csv, png, NULL, NULL), -1);
     CK_HAS(tg_last_error(), "No such file");
 }
 END_TEST
@@ -468,7 +468,7 @@ START_TEST(test_plot_without_gnuplot) {
     write_log(csv, true);
     char *saved = strdup(getenv("PATH") ? getenv("PATH") : "");
     setenv("PATH", "/nonexistent-bin", 1);
-    int rc = tg_plot_csv(csv, png, "run");
+    int rc = tg_plot_csv(csv, png, "run", NULL);
     setenv("PATH", saved, 1);
     free(saved);
     ck_assert_int_eq(rc, -1);

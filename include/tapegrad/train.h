@@ -244,8 +244,10 @@ int tg_csv_log_row(tg_csv_log *log, const char *kind, int64_t epoch, int64_t ste
                    double accuracy, double lr, double value);
 int tg_csv_log_close(tg_csv_log *log);
 /* Renders the epoch rows of a CSV log (loss, accuracy, value against epoch) to a PNG with
- * gnuplot. Without gnuplot on PATH returns -1 saying so; the CSV stays. */
-int tg_plot_csv(const char *csv_path, const char *png_path, const char *title);
+ * gnuplot, the accuracy labelled "training accuracy" and the value curve value_label (NULL:
+ * "value"). Without gnuplot on PATH returns -1 saying so; the CSV stays. */
+int tg_plot_csv(const char *csv_path, const char *png_path, const char *title,
+                const char *value_label);
 
 #ifdef __cplusplus
 }

@@ -336,7 +336,7 @@ static void put_datablock(FILE *gp, const char *name, const series *s) {
 /* The gnuplot script: the curves as datablocks, then loss on top and accuracy / value below
  * (one panel when only one kind exists). */
 static void write_script(FILE *gp, const series curves[N_SERIES], const char *png,
-                         const char *title) {
+                         const char *title, const char *value_label) {
     static const char *const names[N_SERIES] = {"loss", "accuracy", "value"};
     for (int c = 0; c < N_SERIES; c++)
         if (curves[c].n) put_datablock(gp, names[c], &curves[c]);
@@ -357,16 +357,20 @@ static void write_script(FILE *gp, const series curves[N_SERIES], const char *pn
     if (bottom) {
         fprintf(gp, "set ylabel 'accuracy'\nset key bottom right\nplot ");
         if (curves[ACCURACY].n)
-            fprintf(gp, "$accuracy using 1:2 with linespoints title 'accuracy'%s",
+            fprintf(gp, "$accuracy using 1:2 with linespoints title 'training accuracy'%s",
                     curves[VALUE].n ? ", " : "");
-        if (curves[VALUE].n) fprintf(gp, "$value using 1:2 with linespoints title 'value'");
+        if (curves[VALUE].n) {
+            fprintf(gp, "$value using 1:2 with linespoints title ");
+            put_quoted(gp, value_label ? value_label : "value");
+        }
         fprintf(gp, "\n");
     }
     if (top && bottom) fprintf(gp, "unset multiplot\n");
     fprintf(gp, "set output\n");
 }
 
-int tg_plot_csv(const char *csv_path, const char *png_path, const char *title) {
+int tg_plot_csv(const char *csv_path, const char *png_path, const char *title,
+                const char *value_label) {
     if (!csv_path || !png_path) {
         tg_set_last_error("plot_csv: needs a CSV path and a PNG path");
         return -1;
@@ -384,7 +388,7 @@ int tg_plot_csv(const char *csv_path, const char *png_path, const char *title) {
         if (!gp) {
             tg_set_last_error("plot_csv: cannot start gnuplot: %s", strerror(errno));
         } else {
-            write_script(gp, curves, png_path, title);
+            write_script(gp, curves, png_path, title, value_label);
             int status = pclose(gp);
             struct stat st;
             if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
