@@ -44,16 +44,19 @@ static bool live(const tg_tape *tp, const tg_tensor *t) {
     return !t->tape || (t->tape == tp && t->epoch == tp->epoch);
 }
 
-/* (x - mean) / sqrt(var + eps) with the mean and the biased variance over axes (kept as
- * size-1 dims); *mean_out and *var_out receive them when not NULL. */
+/* (x - mean) * (scale / sqrt(var + eps)) with the mean and the biased variance over axes (kept
+ * as size-1 dims); scale (NULL: 1) has the statistics' shape, so folding it in costs a product
+ * of statistics, not a pass over x (batch norm's weight: a [1, C, 1, ...] view). *mean_out and
+ * *var_out receive the statistics when not NULL. */
 static tg_tensor *standardize(tg_tape *tp, tg_tensor *x, const int *axes, int naxes, double eps,
-                              tg_tensor **mean_out, tg_tensor **var_out) {
+                              tg_tensor *scale, tg_tensor **mean_out, tg_tensor **var_out) {
     tg_tensor *mean = tg_mean(tp, x, axes, naxes, true);
     tg_tensor *centered = tg_sub(tp, x, mean);
     tg_tensor *var = tg_mean(tp, tg_square(tp, centered), axes, naxes, true);
     if (mean_out) *mean_out = mean;
     if (var_out) *var_out = var;
-    return tg_mul(tp, centered, tg_rsqrt(tp, tg_add_scalar(tp, var, eps)));
+    tg_tensor *factor = tg_rsqrt(tp, tg_add_scalar(tp, var, eps));
+    return tg_mul(tp, centered, scale ? tg_mul(tp, factor, scale) : factor);
 }
 
 /* [C] viewed as [1, C, 1, ..., 1] of rank ndim, to broadcast over [N, C, ...]; NULL stays NULL. */
@@ -116,7 +119,7 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *running_mean,
         for (int d = 0; d < nd; d++)
             if (d != 1) axes[naxes++] = d;
         tg_tensor *mean, *var;
-        y = standardize(tp, x, axes, naxes, eps, &mean, &var);
+        y = standardize(tp, x, axes, naxes, eps, channel_view(tp, weight, nd), &mean, &var);
         if (y && running_mean) {
             update_running(running_mean, mean, momentum, 1.0);
             update_running(running_var, var, momentum, (double)count / (double)(count - 1));
@@ -126,11 +129,12 @@ tg_tensor *tg_batch_norm(tg_tape *tp, tg_tensor *x, tg_tensor *running_mean,
             tg_fail(tp, "%s: evaluation mode needs running_mean and running_var", op);
             return NULL;
         }
-        tg_tensor *inv_std =
+        tg_tensor *factor =
             tg_rsqrt(tp, tg_add_scalar(tp, channel_view(tp, running_var, nd), eps));
-        y = tg_mul(tp, tg_sub(tp, x, channel_view(tp, running_mean, nd)), inv_std);
+        if (weight) factor = tg_mul(tp, factor, channel_view(tp, weight, nd));
+        y = tg_mul(tp, tg_sub(tp, x, channel_view(tp, running_mean, nd)), factor);
     }
-    return affine(tp, y, channel_view(tp, weight, nd), channel_view(tp, bias, nd));
+    return affine(tp, y, NULL, channel_view(tp, bias, nd)); /* the weight is in y already */
 }
 
 /* Standardized over the last n_dims axes, then weight and bias of those axes' shape. */
@@ -158,7 +162,7 @@ tg_tensor *tg_layer_norm(tg_tape *tp, tg_tensor *x, int n_dims, tg_tensor *weigh
     }
     int axes[TG_MAX_DIMS];
     for (int i = 0; i < n_dims; i++) axes[i] = x->ndim - n_dims + i;
-    return affine(tp, standardize(tp, x, axes, n_dims, eps, NULL, NULL), weight, bias);
+    return affine(tp, standardize(tp, x, axes, n_dims, eps, NULL, NULL, NULL), weight, bias);
 }
 
 /* x: [N, C, ...] viewed as [N, groups, C/groups * ...], standardized along the last axis. */
@@ -178,7 +182,7 @@ tg_tensor *tg_group_norm(tg_tape *tp, tg_tensor *x, int64_t groups, tg_tensor *w
     for (int d = 2; d < x->ndim; d++) per_group *= x->shape[d];
     int axis = 2;
     tg_tensor *grouped = tg_reshape(tp, x, 3, (int64_t[]){n, groups, per_group});
-    tg_tensor *y = tg_reshape(tp, standardize(tp, grouped, &axis, 1, eps, NULL, NULL), x->ndim,
+    tg_tensor *y = tg_reshape(tp, standardize(tp, grouped, &axis, 1, eps, NULL, NULL, NULL), x->ndim,
                               x->shape);
     return affine(tp, y, channel_view(tp, weight, x->ndim), channel_view(tp, bias, x->ndim));
 }
