@@ -783,6 +783,58 @@ END_TEST
  * Shape primitives
  * ------------------------------------------------------------------------------------------- */
 
+/* Asserts a and b hold the same shape and bit-identical elements. */
+static void expect_identical(const tg_tensor *a, const tg_tensor *b, const char *what) {
+    ck_assert_msg(a && b, "%s: missing result", what);
+    ck_assert_int_eq(tg_tensor_ndim(a), tg_tensor_ndim(b));
+    for (int d = 0; d < tg_tensor_ndim(a); d++)
+        ck_assert_int_eq(tg_tensor_shape(a)[d], tg_tensor_shape(b)[d]);
+    for (int64_t i = 0; i < tg_tensor_numel(a); i++)
+        ck_assert_msg(tg_tensor_get(a, i) == tg_tensor_get(b, i), "%s: element %lld: %g vs %g",
+                      what, (long long)i, tg_tensor_get(a, i), tg_tensor_get(b, i));
+}
+
+/* Kernels that spread their runs over threads from TG_PARALLEL_MIN (2^18) elements: a
+ * broadcast product (many runs), a contiguous sum (one run cut into pieces), where and a
+ * permuting copy, on 2^19 elements with two threads, against the index arithmetic and
+ * bit-identical to one thread. */
+START_TEST(test_threaded_elementwise) {
+    const int threads = tg_get_num_threads();
+    tg_rng *rng = tg_rng_new(5);
+    tg_tensor *x = tg_randn(NULL, rng, TG_F32, DIMS(64, 32, 16, 16), 0, 1);
+    tg_tensor *y = tg_randn(NULL, rng, TG_F32, DIMS(64, 32, 16, 16), 0, 1);
+    tg_tensor *s = tg_randn(NULL, rng, TG_F32, DIMS(1, 32, 1, 1), 0, 1);
+    tg_tensor *results[2][4];
+    tg_tape *tapes[2];
+    for (int run = 0; run < 2; run++) {
+        tg_set_num_threads(run == 0 ? 2 : 1);
+        tg_tape *tp = tapes[run] = tg_tape_new();
+        results[run][0] = tg_mul(tp, x, s);
+        results[run][1] = tg_add(tp, x, y);
+        results[run][2] = tg_where(tp, tg_gt(tp, x, y), x, s);
+        results[run][3] = tg_permute(tp, x, (int[]){1, 0, 3, 2});
+        ck_assert_ptr_null(tg_tape_error(tp));
+    }
+    const int64_t n = tg_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t c = i / 256 % 32, b = i / (32 * 256), h = i / 16 % 16, w = i % 16;
+        const double xi = tg_tensor_get(x, i), yi = tg_tensor_get(y, i), sc = tg_tensor_get(s, c);
+        ck_assert(tg_tensor_get(results[0][0], i) == (double)(float)(xi * sc));
+        ck_assert(tg_tensor_get(results[0][1], i) == (double)(float)(xi + yi));
+        ck_assert(tg_tensor_get(results[0][2], i) == (xi > yi ? xi : sc));
+        const int64_t at = ((c * 64 + b) * 16 + w) * 16 + h; /* [C, N, W, H] */
+        ck_assert(tg_tensor_get(results[0][3], at) == xi);
+    }
+    for (int k = 0; k < 4; k++) expect_identical(results[0][k], results[1][k], "two threads");
+    for (int run = 0; run < 2; run++) tg_tape_free(tapes[run]);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(s);
+    tg_rng_free(rng);
+    tg_set_num_threads(threads);
+}
+END_TEST
+
 START_TEST(test_shape_forward) {
     tg_tape *tp = tg_tape_new();
     tg_tensor *x = F64(tp, DIMS(2, 3), VALS(0, 1, 2, 3, 4, 5));
@@ -1008,16 +1060,6 @@ START_TEST(test_window_forward) {
 }
 END_TEST
 
-/* Asserts a and b hold the same shape and bit-identical elements. */
-static void expect_identical(const tg_tensor *a, const tg_tensor *b, const char *what) {
-    ck_assert_msg(a && b, "%s: missing result", what);
-    ck_assert_int_eq(tg_tensor_ndim(a), tg_tensor_ndim(b));
-    for (int d = 0; d < tg_tensor_ndim(a); d++)
-        ck_assert_int_eq(tg_tensor_shape(a)[d], tg_tensor_shape(b)[d]);
-    for (int64_t i = 0; i < tg_tensor_numel(a); i++)
-        ck_assert_msg(tg_tensor_get(a, i) == tg_tensor_get(b, i), "%s: element %lld: %g vs %g",
-                      what, (long long)i, tg_tensor_get(a, i), tg_tensor_get(b, i));
-}
 
 /* The batch-inner layout [C*KH*KW, N, L] is the standard [N, C*KH*KW, L] with the first two
  * axes swapped, for unfold and fold, in both dtypes, on windows with short output rows (the
@@ -1586,6 +1628,7 @@ static Suite *core_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase("shape");
     tcase_add_test(tc, test_shape_forward);
+    tcase_add_test(tc, test_threaded_elementwise);
     tcase_add_test(tc, test_reshape_permute_grad);
     tcase_add_test(tc, test_slice_concat_pad_grad);
     suite_add_tcase(s, tc);

@@ -4,6 +4,7 @@
 
 #include "kernels/iter.h"
 #include "kernels/kernels.h"
+#include "tensor/shape.h"
 
 #define COPY_RUN(T)                                                                           \
     do {                                                                                      \
@@ -25,12 +26,12 @@ void tg_k_strided_copy(size_t elem_size, int ndim, const int64_t *shape,
         strides[0][d] = src_strides[d];
         strides[1][d] = dst_strides[d];
     }
-    tg_iter it;
-    if (!tg_iter_init(&it, ndim, shape, 2, strides)) return;
-    do {
+    tg_iter base;
+    if (!tg_iter_init(&base, ndim, shape, 2, strides)) return;
+    TG_ITER_EACH_RUN(base, tg_shape_numel(ndim, shape), {
         if (elem_size == 4) COPY_RUN(uint32_t);
         else COPY_RUN(uint64_t);
-    } while (tg_iter_next(&it));
+    });
 }
 
 void tg_k_fill(tg_dtype dt, int64_t n, void *dst, double value) {

@@ -131,15 +131,15 @@ void tg_k_binary(tg_kbinary op, tg_dtype dt, int ndim, const int64_t *shape, con
         strides[1][d] = sa[d];
         strides[2][d] = sb[d];
     }
-    tg_iter it;
-    if (!tg_iter_init(&it, ndim, shape, 3, strides)) return;
-    do {
+    tg_iter base;
+    if (!tg_iter_init(&base, ndim, shape, 3, strides)) return;
+    TG_ITER_EACH_RUN(base, tg_shape_numel(ndim, shape), {
         if (dt == TG_F32) {
             BINARY_SWITCH(float)
         } else {
             BINARY_SWITCH(double)
         }
-    } while (tg_iter_next(&it));
+    });
 }
 
 #define WHERE_RUN(T)                                                                          \
@@ -162,12 +162,12 @@ void tg_k_where(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *sm,
         strides[2][d] = sa[d];
         strides[3][d] = sb[d];
     }
-    tg_iter it;
-    if (!tg_iter_init(&it, ndim, shape, 4, strides)) return;
-    do {
+    tg_iter base;
+    if (!tg_iter_init(&base, ndim, shape, 4, strides)) return;
+    TG_ITER_EACH_RUN(base, tg_shape_numel(ndim, shape), {
         if (dt == TG_F32) WHERE_RUN(float);
         else WHERE_RUN(double);
-    } while (tg_iter_next(&it));
+    });
 }
 
 #define ACC_LOOP(T)                                                                           \

@@ -7,13 +7,17 @@
  *   if (tg_iter_init(&it, ndim, shape, nops, strides)) do {
  *       run over it.inner elements: operand k starts at it.off[k], steps it.inner_stride[k]
  *   } while (tg_iter_next(&it));
+ *
+ * Kernels whose runs write disjoint outputs spread them over threads with TG_ITER_EACH_RUN.
  */
 #ifndef TG_ITER_H
 #define TG_ITER_H
 
+#include <omp.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "tapegrad.h"
 
 enum { TG_ITER_MAX_OPS = 4 };
@@ -77,5 +81,57 @@ static inline bool tg_iter_next(tg_iter *it) {
     }
     return false;
 }
+
+/* The number of innermost runs. */
+static inline int64_t tg_iter_runs(const tg_iter *it) {
+    int64_t runs = 1;
+    for (int d = 0; d < it->ndim - 1; d++) runs *= it->shape[d];
+    return runs;
+}
+
+/* Moves a freshly initialized iterator to run r, as r calls of tg_iter_next would. */
+static inline void tg_iter_seek(tg_iter *it, int64_t r) {
+    for (int d = it->ndim - 2; d >= 0; d--) {
+        it->idx[d] = r % it->shape[d];
+        r /= it->shape[d];
+        for (int k = 0; k < it->nops; k++) it->off[k] += it->idx[d] * it->stride[k][d];
+    }
+}
+
+/* Restricts a freshly initialized single-run iterator to entries [from, to) of its run. */
+static inline void tg_iter_narrow(tg_iter *it, int64_t from, int64_t to) {
+    for (int k = 0; k < it->nops; k++) it->off[k] += from * it->inner_stride[k];
+    it->inner = to - from;
+}
+
+/* Runs the statement, which reads the iterator `it` for one innermost run, over every run of the
+ * initialized iterator `base` covering `numel` elements. From TG_PARALLEL_MIN elements the
+ * runs are split into one contiguous share per thread (a single run into pieces), so the
+ * statement must write only what its own run covers. */
+#define TG_ITER_EACH_RUN(base, numel, ...)                                                    \
+    do {                                                                                      \
+        const int64_t runs_ = tg_iter_runs(&(base));                                          \
+        if ((numel) >= TG_PARALLEL_MIN && omp_get_max_threads() > 1) {                        \
+            _Pragma("omp parallel")                                                           \
+            {                                                                                 \
+                const int64_t nt_ = omp_get_num_threads(), t_ = omp_get_thread_num();         \
+                const int64_t all_ = runs_ > 1 ? runs_ : (base).inner;                        \
+                const int64_t from_ = all_ * t_ / nt_, to_ = all_ * (t_ + 1) / nt_;           \
+                tg_iter it = (base);                                                          \
+                if (runs_ == 1) {                                                             \
+                    tg_iter_narrow(&it, from_, to_);                                          \
+                    if (to_ > from_) { __VA_ARGS__; }                                         \
+                } else {                                                                      \
+                    tg_iter_seek(&it, from_);                                                 \
+                    for (int64_t r_ = from_; r_ < to_; r_++, tg_iter_next(&it)) {        \
+                        __VA_ARGS__;                                                          \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        } else {                                                                              \
+            tg_iter it = (base);                                                              \
+            do { __VA_ARGS__; } while (tg_iter_next(&it));                                   \
+        }                                                                                     \
+    } while (0)
 
 #endif
