@@ -528,6 +528,68 @@ START_TEST(test_broadcast_vjp_shapes) {
 }
 END_TEST
 
+/* Asserts a and b hold the same shape and identical elements (NaN matching NaN). */
+static void expect_identical(const tg_tensor *a, const tg_tensor *b, const char *what) {
+    ck_assert_msg(a && b, "%s: missing result", what);
+    ck_assert_int_eq(tg_tensor_ndim(a), tg_tensor_ndim(b));
+    for (int d = 0; d < tg_tensor_ndim(a); d++)
+        ck_assert_int_eq(tg_tensor_shape(a)[d], tg_tensor_shape(b)[d]);
+    for (int64_t i = 0; i < tg_tensor_numel(a); i++)
+        ck_assert_msg(tg_tensor_get(a, i) == tg_tensor_get(b, i) ||
+                          (isnan(tg_tensor_get(a, i)) && isnan(tg_tensor_get(b, i))),
+                      "%s: element %lld: %g vs %g", what, (long long)i, tg_tensor_get(a, i),
+                      tg_tensor_get(b, i));
+}
+
+/* max, min and argmax along contiguous rows (a vectorized reduction, then a scan) agree with
+ * the same reduction along a strided axis (a sweep keeping the first extreme): ties, -0 against
+ * +0 and NaNs (the first NaN wins) planted in rows of 1 to 100 entries, in both dtypes. */
+START_TEST(test_extreme_rows_match_columns) {
+    tg_rng *rng = tg_rng_new(9);
+    const int64_t lens[] = {1, 3, 16, 17, 37, 100};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        for (int f32 = 0; f32 < 2; f32++) {
+            tg_tape *tp = tg_tape_new();
+            const int64_t rows = 12, len = lens[li];
+            tg_tensor *x = tg_randn(tp, rng, f32 ? TG_F32 : TG_F64, DIMS(rows, len), 0, 1);
+            void *d = tg_tensor_data_mut(x);
+            for (int64_t r = 0; r < rows; r++) { /* plant: r%4 0 ties, 1 zeros, 2 NaNs, 3 none */
+                const int64_t a = len > 1 ? 1 : 0, b = len - 1;
+                const double v[4][2] = {{9, 9}, {-0.0, 0.0}, {NAN, NAN}, {0, 0}};
+                for (int k = 0; k < 2 && r % 4 != 3; k++) {
+                    const int64_t at = r * len + (k ? b : a);
+                    if (f32) ((float *)d)[at] = (float)v[r % 4][k];
+                    else ((double *)d)[at] = v[r % 4][k];
+                }
+                if (r % 4 == 1) /* only zeros and negatives: the zeros are the maximum */
+                    for (int64_t i = 0; i < len; i++) {
+                        const double e = tg_tensor_get(x, r * len + i);
+                        const double neg = e > 0 ? -e : e;
+                        if (f32) ((float *)d)[r * len + i] = (float)neg;
+                        else ((double *)d)[r * len + i] = neg;
+                    }
+            }
+            tg_tensor *xt = tg_transpose(tp, x, 0, 1); /* [len, rows]: the strided sweep */
+            expect_identical(tg_max(tp, x, (int[]){1}, 1, false),
+                             tg_max(tp, xt, (int[]){0}, 1, false), "max");
+            expect_identical(tg_min(tp, x, (int[]){1}, 1, false),
+                             tg_min(tp, xt, (int[]){0}, 1, false), "min");
+            expect_identical(tg_argmax(tp, x, 1, false), tg_argmax(tp, xt, 0, false), "argmax");
+            tg_tensor *m = tg_max(tp, x, (int[]){1}, 1, false);
+            for (int64_t r = 0; r < rows; r++) { /* the signs of planted zeros survive */
+                const double v = tg_tensor_get(m, r);
+                if (r % 4 == 1) ck_assert_msg(v == 0 && (len == 1 || signbit(v)), "row %lld: %g",
+                                              (long long)r, v);
+                if (r % 4 == 2) ck_assert(isnan(v));
+            }
+            ck_assert_ptr_null(tg_tape_error(tp));
+            tg_tape_free(tp);
+        }
+    }
+    tg_rng_free(rng);
+}
+END_TEST
+
 /* Documented conventions at kinks and ties (gradcheck stays away from these points). */
 START_TEST(test_tie_rules) {
     tg_tape *tp = tg_tape_new();
@@ -783,16 +845,6 @@ END_TEST
  * Shape primitives
  * ------------------------------------------------------------------------------------------- */
 
-/* Asserts a and b hold the same shape and bit-identical elements. */
-static void expect_identical(const tg_tensor *a, const tg_tensor *b, const char *what) {
-    ck_assert_msg(a && b, "%s: missing result", what);
-    ck_assert_int_eq(tg_tensor_ndim(a), tg_tensor_ndim(b));
-    for (int d = 0; d < tg_tensor_ndim(a); d++)
-        ck_assert_int_eq(tg_tensor_shape(a)[d], tg_tensor_shape(b)[d]);
-    for (int64_t i = 0; i < tg_tensor_numel(a); i++)
-        ck_assert_msg(tg_tensor_get(a, i) == tg_tensor_get(b, i), "%s: element %lld: %g vs %g",
-                      what, (long long)i, tg_tensor_get(a, i), tg_tensor_get(b, i));
-}
 
 /* Kernels that spread their runs over threads from TG_PARALLEL_MIN (2^18) elements: a
  * broadcast product (many runs), a contiguous sum (one run cut into pieces), where and a
@@ -1629,6 +1681,7 @@ static Suite *core_suite(void) {
     tc = tcase("shape");
     tcase_add_test(tc, test_shape_forward);
     tcase_add_test(tc, test_threaded_elementwise);
+    tcase_add_test(tc, test_extreme_rows_match_columns);
     tcase_add_test(tc, test_reshape_permute_grad);
     tcase_add_test(tc, test_slice_concat_pad_grad);
     suite_add_tcase(s, tc);

@@ -63,8 +63,45 @@ void tg_k_sum(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *out_st
         }                                                                                     \
     } while (0)
 
+/* The same along contiguous rows (inner 1, as a softmax's max over classes): a vectorized
+ * reduction to the extreme value and whether the row has a NaN, then a scan for the first
+ * entry equal to it (or the first NaN). The value stored is that entry, so -0 and +0 keep
+ * their first-occurrence order as in MAX_AXIS. */
+#define MAX_ROWS(T)                                                                           \
+    do {                                                                                      \
+        const T *px = x;                                                                      \
+        for (int64_t o = 0; o < outer; o++) {                                                 \
+            const T *restrict row = px + o * len;                                             \
+            T m = row[0];                                                                     \
+            int nan = 0;                                                                      \
+            if (is_min) {                                                                     \
+                _Pragma("omp simd reduction(min : m) reduction(| : nan)")                     \
+                for (int64_t i = 0; i < len; i++) {                                           \
+                    m = row[i] < m ? row[i] : m;                                              \
+                    nan |= row[i] != row[i];                                                  \
+                }                                                                             \
+            } else {                                                                          \
+                _Pragma("omp simd reduction(max : m) reduction(| : nan)")                     \
+                for (int64_t i = 0; i < len; i++) {                                           \
+                    m = row[i] > m ? row[i] : m;                                              \
+                    nan |= row[i] != row[i];                                                  \
+                }                                                                             \
+            }                                                                                 \
+            int64_t at = 0;                                                                   \
+            while (nan ? row[at] == row[at] : row[at] != m) at++;                             \
+            ((T *)out_val)[o] = row[at];                                                      \
+            out_idx[o] = at;                                                                  \
+        }                                                                                     \
+    } while (0)
+
 void tg_k_max_axis(tg_dtype dt, bool is_min, int64_t outer, int64_t len, int64_t inner,
                    const void *x, void *out_val, int64_t *out_idx) {
-    if (dt == TG_F32) MAX_AXIS(float);
-    else MAX_AXIS(double);
+    if (inner == 1) {
+        if (dt == TG_F32) MAX_ROWS(float);
+        else MAX_ROWS(double);
+    } else if (dt == TG_F32) {
+        MAX_AXIS(float);
+    } else {
+        MAX_AXIS(double);
+    }
 }
