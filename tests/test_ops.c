@@ -845,9 +845,8 @@ END_TEST
  * Shape primitives
  * ------------------------------------------------------------------------------------------- */
 
-
 /* Kernels that spread their runs over threads from TG_PARALLEL_MIN (2^18) elements: a
- * broadcast product (many runs), a contiguous sum (one run cut into pieces), where and a
+ * broadcast product (many runs), a contiguous addition (one run cut into pieces), where and a
  * permuting copy, on 2^19 elements with two threads, against the index arithmetic and
  * bit-identical to one thread. */
 START_TEST(test_threaded_elementwise) {
@@ -1111,7 +1110,6 @@ START_TEST(test_window_forward) {
     tg_tape_free(tp);
 }
 END_TEST
-
 
 /* The batch-inner layout [C*KH*KW, N, L] is the standard [N, C*KH*KW, L] with the first two
  * axes swapped, for unfold and fold, in both dtypes, on windows with short output rows (the

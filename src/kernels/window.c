@@ -71,9 +71,9 @@ static void valid_cols(const tg_kwindow *w, int64_t kw, int64_t *lo, int64_t *hi
     *hi = b;
 }
 
-/* dst[i] = src[i] (COPY) or dst[i] += src[i] (ADD) for i < n in chunks of 16 with a bound
- * check, which GCC turns into masked vector loads and stores: a 10-wide row costs one masked
- * operation, not a memcpy call or a vector loop plus a scalar remainder. */
+/* dst[i] = src[i] (copy_run) or dst[i] += src[i] (add_run) for i < n in chunks of 16 with a
+ * bound check, which GCC turns into masked vector loads and stores: a 10-wide row costs one
+ * masked operation, not a memcpy call or a vector loop plus a scalar remainder. */
 #define RUNS(T)                                                                                \
     static inline void copy_run_##T(T *restrict dst, const T *restrict src, int64_t n) {     \
         for (int64_t at = 0; at < n; at += 16) {                                              \

@@ -182,8 +182,8 @@ tg_tensor *tg_group_norm(tg_tape *tp, tg_tensor *x, int64_t groups, tg_tensor *w
     for (int d = 2; d < x->ndim; d++) per_group *= x->shape[d];
     int axis = 2;
     tg_tensor *grouped = tg_reshape(tp, x, 3, (int64_t[]){n, groups, per_group});
-    tg_tensor *y = tg_reshape(tp, standardize(tp, grouped, &axis, 1, eps, NULL, NULL, NULL), x->ndim,
-                              x->shape);
+    tg_tensor *y = tg_reshape(tp, standardize(tp, grouped, &axis, 1, eps, NULL, NULL, NULL),
+                              x->ndim, x->shape);
     return affine(tp, y, channel_view(tp, weight, x->ndim), channel_view(tp, bias, x->ndim));
 }
 
