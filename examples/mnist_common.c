@@ -330,7 +330,8 @@ static bool train_epoch(session *s, const recipe *r, const run_options *o, int e
         if (!loss || tg_backward(s->tp, loss, NULL) != 0 || tg_optim_step(s->optim) != 0) break;
         tg_optim_zero_grad(s->optim);
         int64_t b = tg_tensor_dim(y, 0);
-        double per_example = tg_tensor_item(loss) / (r->loss_reduction == TG_REDUCTION_SUM ? (double)b : 1.0);
+        double per_example =
+            tg_tensor_item(loss) / (r->loss_reduction == TG_REDUCTION_SUM ? (double)b : 1.0);
         loss_sum += per_example * (double)b;
         double batch_acc = tg_accuracy(logits, y);
         correct += batch_acc * (double)b;
