@@ -14,11 +14,12 @@
  * product does. Threads pay off only on work far larger than a thread team's start-up, and
  * on a machine busy with other work a team of spinning threads stalls whenever one of them is
  * descheduled (BLIS's barriers spin): small nets train faster and far more predictably with
- * their small products on one thread. Measured on 2 cores: these values train LeNet-5 (tanh
- * maps from 300k elements, GEMMs from 7M multiply-adds) 1.3x faster on two threads than 2^20
- * and 2^24 did, leave seed 000's CNN (all its work below them) as fast, and 2^17 and 2^21
- * slowed it by 15%. */
-enum { TG_PARALLEL_MIN = 1 << 18, TG_GEMM_PARALLEL_MIN = 1 << 22 };
+ * their small products on one thread. Measured on 2 cores: 2^18 and 2^22 trained LeNet-5 (tanh
+ * maps from 300k elements, GEMMs from 3M multiply-adds) 1.3x faster on two threads than 2^20
+ * and 2^24 did and left seed 000's CNN (all its work below them) as fast; loops from 2^17
+ * slowed it by 15%. From 2^21 rather than 2^22 multiply-adds a 128^3 product runs on two
+ * threads as fast as BLIS called directly (1.9x one thread), the four nets unchanged. */
+enum { TG_PARALLEL_MIN = 1 << 18, TG_GEMM_PARALLEL_MIN = 1 << 21 };
 
 /* ---- elementwise ------------------------------------------------------------------------ */
 
