@@ -845,17 +845,18 @@ END_TEST
  * Shape primitives
  * ------------------------------------------------------------------------------------------- */
 
-/* Kernels that spread their runs over threads from TG_PARALLEL_MIN (2^18) elements: a
+/* Kernels that spread their work over threads from TG_PARALLEL_MIN (2^18) elements: a
  * broadcast product (many runs), a contiguous addition (one run cut into pieces), where and a
  * permuting copy, on 2^19 elements with two threads, against the index arithmetic and
- * bit-identical to one thread. */
+ * bit-identical to one thread; and sums split along a kept dimension (batch norm's axes
+ * 0, 2, 3; rows; the leading axis), bit-identical to one thread and against f64 sums. */
 START_TEST(test_threaded_elementwise) {
     const int threads = tg_get_num_threads();
     tg_rng *rng = tg_rng_new(5);
     tg_tensor *x = tg_randn(NULL, rng, TG_F32, DIMS(64, 32, 16, 16), 0, 1);
     tg_tensor *y = tg_randn(NULL, rng, TG_F32, DIMS(64, 32, 16, 16), 0, 1);
     tg_tensor *s = tg_randn(NULL, rng, TG_F32, DIMS(1, 32, 1, 1), 0, 1);
-    tg_tensor *results[2][4];
+    tg_tensor *results[2][7];
     tg_tape *tapes[2];
     for (int run = 0; run < 2; run++) {
         tg_set_num_threads(run == 0 ? 2 : 1);
@@ -864,8 +865,12 @@ START_TEST(test_threaded_elementwise) {
         results[run][1] = tg_add(tp, x, y);
         results[run][2] = tg_where(tp, tg_gt(tp, x, y), x, s);
         results[run][3] = tg_permute(tp, x, (int[]){1, 0, 3, 2});
+        results[run][4] = tg_sum(tp, x, (int[]){0, 2, 3}, 3, false);
+        results[run][5] = tg_sum(tp, x, (int[]){3}, 1, false);
+        results[run][6] = tg_sum(tp, x, (int[]){1, 2, 3}, 3, false);
         ck_assert_ptr_null(tg_tape_error(tp));
     }
+    double per_channel[32] = {0}, per_sample[64] = {0};
     const int64_t n = tg_tensor_numel(x);
     for (int64_t i = 0; i < n; i++) {
         const int64_t c = i / 256 % 32, b = i / (32 * 256), h = i / 16 % 16, w = i % 16;
@@ -875,8 +880,19 @@ START_TEST(test_threaded_elementwise) {
         ck_assert(tg_tensor_get(results[0][2], i) == (xi > yi ? xi : sc));
         const int64_t at = ((c * 64 + b) * 16 + w) * 16 + h; /* [C, N, W, H] */
         ck_assert(tg_tensor_get(results[0][3], at) == xi);
+        per_channel[c] += xi;
+        per_sample[b] += xi;
     }
-    for (int k = 0; k < 4; k++) expect_identical(results[0][k], results[1][k], "two threads");
+    for (int c = 0; c < 32; c++)
+        ck_assert(fabs(tg_tensor_get(results[0][4], c) - per_channel[c]) < 1e-2);
+    for (int b = 0; b < 64; b++)
+        ck_assert(fabs(tg_tensor_get(results[0][6], b) - per_sample[b]) < 1e-2);
+    for (int64_t r = 0; r < n / 16; r++) {
+        double row = 0;
+        for (int w = 0; w < 16; w++) row += tg_tensor_get(x, r * 16 + w);
+        ck_assert(fabs(tg_tensor_get(results[0][5], r) - row) < 1e-4);
+    }
+    for (int k = 0; k < 7; k++) expect_identical(results[0][k], results[1][k], "two threads");
     for (int run = 0; run < 2; run++) tg_tape_free(tapes[run]);
     tg_tensor_free(x);
     tg_tensor_free(y);

@@ -8,7 +8,8 @@
  *       run over it.inner elements: operand k starts at it.off[k], steps it.inner_stride[k]
  *   } while (tg_iter_next(&it));
  *
- * Kernels whose runs write disjoint outputs spread them over threads with TG_ITER_EACH_RUN.
+ * Kernels whose runs write disjoint outputs spread them over threads with TG_ITER_EACH_RUN;
+ * a reduction splits a dimension its output advances along (tg_iter_restrict).
  */
 #ifndef TG_ITER_H
 #define TG_ITER_H
@@ -102,6 +103,13 @@ static inline void tg_iter_seek(tg_iter *it, int64_t r) {
 static inline void tg_iter_narrow(tg_iter *it, int64_t from, int64_t to) {
     for (int k = 0; k < it->nops; k++) it->off[k] += from * it->inner_stride[k];
     it->inner = to - from;
+}
+
+/* Restricts a freshly initialized iterator to indices [from, to) of its dimension d. */
+static inline void tg_iter_restrict(tg_iter *it, int d, int64_t from, int64_t to) {
+    for (int k = 0; k < it->nops; k++) it->off[k] += from * it->stride[k][d];
+    it->shape[d] = to - from;
+    if (d == it->ndim - 1) it->inner = to - from;
 }
 
 /* Runs the statement, which reads the iterator `it` for one innermost run, over every run of the
