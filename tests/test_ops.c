@@ -845,11 +845,12 @@ END_TEST
  * Shape primitives
  * ------------------------------------------------------------------------------------------- */
 
-/* Kernels that spread their work over threads from TG_PARALLEL_MIN (2^18) elements: a
- * broadcast product (many runs), a contiguous addition (one run cut into pieces), where and a
- * permuting copy, on 2^19 elements with two threads, against the index arithmetic and
- * bit-identical to one thread; and sums split along a kept dimension (batch norm's axes
- * 0, 2, 3; rows; the leading axis), bit-identical to one thread and against f64 sums. */
+/* Kernels that spread their work over threads from TG_PARALLEL_MIN (2^18) elements, each
+ * thread a share of one dimension the output advances along: a broadcast product (split
+ * along the batch), a contiguous addition (its one run cut in pieces), where and a permuting
+ * copy, on 2^19 elements with two threads, against the index arithmetic and bit-identical to
+ * one thread; and sums over batch norm's axes 0, 2, 3 (split along the channels), over rows
+ * and over all but the leading axis, bit-identical to one thread and against f64 sums. */
 START_TEST(test_threaded_elementwise) {
     const int threads = tg_get_num_threads();
     tg_rng *rng = tg_rng_new(5);

@@ -8,8 +8,7 @@
  *       run over it.inner elements: operand k starts at it.off[k], steps it.inner_stride[k]
  *   } while (tg_iter_next(&it));
  *
- * Kernels whose runs write disjoint outputs spread them over threads with TG_ITER_EACH_RUN;
- * a reduction splits a dimension its output advances along (tg_iter_restrict).
+ * Large jobs spread over threads with TG_ITER_FOR_EACH_RUN.
  */
 #ifndef TG_ITER_H
 #define TG_ITER_H
@@ -83,28 +82,6 @@ static inline bool tg_iter_next(tg_iter *it) {
     return false;
 }
 
-/* The number of innermost runs. */
-static inline int64_t tg_iter_runs(const tg_iter *it) {
-    int64_t runs = 1;
-    for (int d = 0; d < it->ndim - 1; d++) runs *= it->shape[d];
-    return runs;
-}
-
-/* Moves a freshly initialized iterator to run r, as r calls of tg_iter_next would. */
-static inline void tg_iter_seek(tg_iter *it, int64_t r) {
-    for (int d = it->ndim - 2; d >= 0; d--) {
-        it->idx[d] = r % it->shape[d];
-        r /= it->shape[d];
-        for (int k = 0; k < it->nops; k++) it->off[k] += it->idx[d] * it->stride[k][d];
-    }
-}
-
-/* Restricts a freshly initialized single-run iterator to entries [from, to) of its run. */
-static inline void tg_iter_narrow(tg_iter *it, int64_t from, int64_t to) {
-    for (int k = 0; k < it->nops; k++) it->off[k] += from * it->inner_stride[k];
-    it->inner = to - from;
-}
-
 /* Restricts a freshly initialized iterator to indices [from, to) of its dimension d. */
 static inline void tg_iter_restrict(tg_iter *it, int d, int64_t from, int64_t to) {
     for (int k = 0; k < it->nops; k++) it->off[k] += from * it->stride[k][d];
@@ -112,33 +89,42 @@ static inline void tg_iter_restrict(tg_iter *it, int d, int64_t from, int64_t to
     if (d == it->ndim - 1) it->inner = to - from;
 }
 
-/* Runs the statement, which reads the iterator `it` for one innermost run, over every run of the
- * initialized iterator `base` covering `numel` elements. From TG_PARALLEL_MIN elements the
- * runs are split into one contiguous share per thread (a single run into pieces), so the
- * statement must write only what its own run covers. */
-#define TG_ITER_EACH_RUN(base, numel, ...)                                                    \
+/* The dimension a kernel splits over threads: one along which operand `out` advances, so each
+ * thread's share writes outputs no other share does; the outermost such with at least
+ * TG_ITER_SPLIT_MIN indices (long contiguous shares, runs left whole), else the longest; -1
+ * when none is longer than 1 (a reduction to one value). */
+enum { TG_ITER_SPLIT_MIN = 8 };
+static inline int tg_iter_split_dim(const tg_iter *it, int out) {
+    int longest = -1;
+    for (int d = 0; d < it->ndim; d++) {
+        if (it->stride[out][d] == 0 || it->shape[d] < 2) continue;
+        if (it->shape[d] >= TG_ITER_SPLIT_MIN) return d;
+        if (longest < 0 || it->shape[d] > it->shape[longest]) longest = d;
+    }
+    return longest;
+}
+
+/* Runs the statement, which reads the iterator `it` for one innermost run, over every run of
+ * the initialized iterator `base`, which covers `numel` elements and writes operand `out`.
+ * From TG_PARALLEL_MIN elements each thread takes a contiguous share of the dimension
+ * tg_iter_split_dim picks, and runs its share in the usual order: an output is written by one
+ * thread only, in the same order as on one thread, so results do not depend on the count. */
+#define TG_ITER_FOR_EACH_RUN(base, out, numel, ...)                                           \
     do {                                                                                      \
-        const int64_t runs_ = tg_iter_runs(&(base));                                          \
-        if ((numel) >= TG_PARALLEL_MIN && omp_get_max_threads() > 1) {                        \
+        const int split_ = tg_iter_split_dim(&(base), (out));                                 \
+        if (split_ >= 0 && (numel) >= TG_PARALLEL_MIN && omp_get_max_threads() > 1) {         \
             _Pragma("omp parallel")                                                           \
             {                                                                                 \
                 const int64_t nt_ = omp_get_num_threads(), t_ = omp_get_thread_num();         \
-                const int64_t all_ = runs_ > 1 ? runs_ : (base).inner;                        \
-                const int64_t from_ = all_ * t_ / nt_, to_ = all_ * (t_ + 1) / nt_;           \
+                const int64_t len_ = (base).shape[split_];                                    \
+                const int64_t from_ = len_ * t_ / nt_, to_ = len_ * (t_ + 1) / nt_;           \
                 tg_iter it = (base);                                                          \
-                if (runs_ == 1) {                                                             \
-                    tg_iter_narrow(&it, from_, to_);                                          \
-                    if (to_ > from_) { __VA_ARGS__; }                                         \
-                } else {                                                                      \
-                    tg_iter_seek(&it, from_);                                                 \
-                    for (int64_t r_ = from_; r_ < to_; r_++, tg_iter_next(&it)) {        \
-                        __VA_ARGS__;                                                          \
-                    }                                                                         \
-                }                                                                             \
+                tg_iter_restrict(&it, split_, from_, to_);                                    \
+                if (to_ > from_) do { __VA_ARGS__; } while (tg_iter_next(&it));               \
             }                                                                                 \
         } else {                                                                              \
             tg_iter it = (base);                                                              \
-            do { __VA_ARGS__; } while (tg_iter_next(&it));                                   \
+            do { __VA_ARGS__; } while (tg_iter_next(&it));                                    \
         }                                                                                     \
     } while (0)
 

@@ -23,17 +23,8 @@
         }                                                                                     \
     } while (0)
 
-/* Every run of the iterator it, summed into out. */
-static void sum_runs(tg_dtype dt, tg_iter it, const void *x, void *out) {
-    do {
-        if (dt == TG_F32) SUM_RUN(float, double);
-        else SUM_RUN(double, double);
-    } while (tg_iter_next(&it));
-}
-
-/* From TG_PARALLEL_MIN elements the longest dimension the output advances along (not
- * reduced) is split over threads: each output is then summed by one thread in the same order
- * as on one, so the result does not depend on the thread count. */
+/* Each output is summed by one thread (the kernels' threading keeps outputs apart), so the
+ * result does not depend on the thread count. */
 void tg_k_sum(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *out_strides,
               const void *x, void *out, int64_t out_numel) {
     memset(out, 0, (size_t)out_numel * tg_dtype_size(dt));
@@ -42,23 +33,10 @@ void tg_k_sum(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *out_st
     for (int d = 0; d < ndim; d++) strides[1][d] = out_strides[d];
     tg_iter base;
     if (!tg_iter_init(&base, ndim, shape, 2, strides)) return;
-    int split = -1;
-    for (int d = 0; d < base.ndim; d++)
-        if (base.stride[1][d] != 0 && (split < 0 || base.shape[d] > base.shape[split])) split = d;
-    if (split >= 0 && base.shape[split] > 1 && tg_shape_numel(ndim, shape) >= TG_PARALLEL_MIN &&
-        omp_get_max_threads() > 1) {
-        _Pragma("omp parallel")
-        {
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t from = base.shape[split] * t / nt;
-            const int64_t to = base.shape[split] * (t + 1) / nt;
-            tg_iter share = base;
-            tg_iter_restrict(&share, split, from, to);
-            if (to > from) sum_runs(dt, share, x, out);
-        }
-    } else {
-        sum_runs(dt, base, x, out);
-    }
+    TG_ITER_FOR_EACH_RUN(base, 1, tg_shape_numel(ndim, shape), {
+        if (dt == TG_F32) SUM_RUN(float, double);
+        else SUM_RUN(double, double);
+    });
 }
 
 /* Sweeps len rows of `inner` entries, keeping per entry the best value so far and its row:
