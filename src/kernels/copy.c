@@ -4,7 +4,6 @@
 
 #include "kernels/iter.h"
 #include "kernels/kernels.h"
-#include "tensor/shape.h"
 
 #define COPY_RUN(T)                                                                           \
     do {                                                                                      \
@@ -28,7 +27,7 @@ void tg_k_strided_copy(size_t elem_size, int ndim, const int64_t *shape,
     }
     tg_iter base;
     if (!tg_iter_init(&base, ndim, shape, 2, strides)) return;
-    TG_ITER_FOR_EACH_RUN(base, 1, tg_shape_numel(ndim, shape), {
+    TG_ITER_FOR_EACH_RUN(base, 1, {
         if (elem_size == 4) COPY_RUN(uint32_t);
         else COPY_RUN(uint64_t);
     });

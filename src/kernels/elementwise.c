@@ -133,7 +133,7 @@ void tg_k_binary(tg_kbinary op, tg_dtype dt, int ndim, const int64_t *shape, con
     }
     tg_iter base;
     if (!tg_iter_init(&base, ndim, shape, 3, strides)) return;
-    TG_ITER_FOR_EACH_RUN(base, 0, tg_shape_numel(ndim, shape), {
+    TG_ITER_FOR_EACH_RUN(base, 0, {
         if (dt == TG_F32) {
             BINARY_SWITCH(float)
         } else {
@@ -164,7 +164,7 @@ void tg_k_where(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *sm,
     }
     tg_iter base;
     if (!tg_iter_init(&base, ndim, shape, 4, strides)) return;
-    TG_ITER_FOR_EACH_RUN(base, 0, tg_shape_numel(ndim, shape), {
+    TG_ITER_FOR_EACH_RUN(base, 0, {
         if (dt == TG_F32) WHERE_RUN(float);
         else WHERE_RUN(double);
     });

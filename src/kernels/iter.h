@@ -82,6 +82,13 @@ static inline bool tg_iter_next(tg_iter *it) {
     return false;
 }
 
+/* The number of elements the iterator covers. */
+static inline int64_t tg_iter_numel(const tg_iter *it) {
+    int64_t n = 1;
+    for (int d = 0; d < it->ndim; d++) n *= it->shape[d];
+    return n;
+}
+
 /* Restricts a freshly initialized iterator to indices [from, to) of its dimension d. */
 static inline void tg_iter_restrict(tg_iter *it, int d, int64_t from, int64_t to) {
     for (int k = 0; k < it->nops; k++) it->off[k] += from * it->stride[k][d];
@@ -105,14 +112,15 @@ static inline int tg_iter_split_dim(const tg_iter *it, int out) {
 }
 
 /* Runs the statement, which reads the iterator `it` for one innermost run, over every run of
- * the initialized iterator `base`, which covers `numel` elements and writes operand `out`.
+ * the initialized iterator `base`, which writes operand `out`.
  * From TG_PARALLEL_MIN elements each thread takes a contiguous share of the dimension
  * tg_iter_split_dim picks, and runs its share in the usual order: an output is written by one
  * thread only, in the same order as on one thread, so results do not depend on the count. */
-#define TG_ITER_FOR_EACH_RUN(base, out, numel, ...)                                           \
+#define TG_ITER_FOR_EACH_RUN(base, out, ...)                                                  \
     do {                                                                                      \
         const int split_ = tg_iter_split_dim(&(base), (out));                                 \
-        if (split_ >= 0 && (numel) >= TG_PARALLEL_MIN && omp_get_max_threads() > 1) {         \
+        if (split_ >= 0 && tg_iter_numel(&(base)) >= TG_PARALLEL_MIN &&                       \
+            omp_get_max_threads() > 1) {                                                      \
             _Pragma("omp parallel")                                                           \
             {                                                                                 \
                 const int64_t nt_ = omp_get_num_threads(), t_ = omp_get_thread_num();         \

@@ -33,7 +33,7 @@ void tg_k_sum(tg_dtype dt, int ndim, const int64_t *shape, const int64_t *out_st
     for (int d = 0; d < ndim; d++) strides[1][d] = out_strides[d];
     tg_iter base;
     if (!tg_iter_init(&base, ndim, shape, 2, strides)) return;
-    TG_ITER_FOR_EACH_RUN(base, 1, tg_shape_numel(ndim, shape), {
+    TG_ITER_FOR_EACH_RUN(base, 1, {
         if (dt == TG_F32) SUM_RUN(float, double);
         else SUM_RUN(double, double);
     });
