@@ -1169,6 +1169,54 @@ START_TEST(test_window_batch_inner) {
 }
 END_TEST
 
+/* Float unfold and fold agree with double on the same values, over windows that take every
+ * float path of the kernels (tables, rows, 16-wide pieces: rows narrower than a piece, one
+ * piece, several and a partial one, stride 1 to 3 either way, padding wider than a stride,
+ * dilation), in both layouts: unfold copies exactly, fold sums within rounding. */
+START_TEST(test_window_f32_paths) {
+    const struct {
+        int64_t h, w;
+        tg_window2d win;
+    } cases[] = {
+        {14, 14, window(5, 5, 1, 1, 0, 0, 1, 1, 0.0)},   /* LeNet-5's second convolution */
+        {8, 8, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},
+        {10, 16, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},   /* one full piece */
+        {9, 17, window(3, 2, 2, 1, 2, 1, 1, 3, 0.5)},    /* a piece and one more column */
+        {7, 40, window(2, 5, 1, 1, 1, 2, 2, 1, -2.0)},   /* three pieces, the last partial */
+        {12, 70, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},   /* more than four pieces */
+        {13, 13, window(3, 3, 2, 2, 0, 0, 1, 1, 0.0)},   /* strided fold of a 13-wide row */
+        {11, 33, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},
+        {6, 28, window(2, 3, 2, 3, 0, 1, 1, 2, 0.0)},
+        {5, 6, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},     /* narrow strided: the table path */
+        {28, 28, window(2, 2, 2, 2, 0, 0, 1, 1, 0.0)},   /* pooling */
+    };
+    tg_rng *rng = tg_rng_new(12);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int inner = 0; inner < 2; inner++) {
+            tg_tape *tp = tg_tape_new();
+            tg_window2d win = cases[i].win;
+            win.batch_inner = inner;
+            tg_tensor *x64 = tg_randn(tp, rng, TG_F64, DIMS(3, 2, cases[i].h, cases[i].w), 0, 1);
+            tg_tensor *x32 = to_f32(x64);
+            tg_tensor *cols64 = tg_unfold2d(tp, x64, &win), *cols32 = tg_unfold2d(tp, x32, &win);
+            ck_assert_msg(cols64 && cols32, "case %zu: %s", i, tg_tape_error(tp));
+            for (int64_t k = 0; k < tg_tensor_numel(cols64); k++)
+                ck_assert_msg((float)tg_tensor_get(cols64, k) == (float)tg_tensor_get(cols32, k),
+                              "case %zu, batch inner %d: unfold element %lld", i, inner,
+                              (long long)k);
+            tg_tensor *g64 = tg_randn(tp, rng, TG_F64, 3, tg_tensor_shape(cols64), 0, 1);
+            tg_tensor *g32 = to_f32(g64);
+            expect_close(__FILE__, __LINE__, "fold2d",
+                         tg_fold2d(tp, g32, cases[i].h, cases[i].w, &win),
+                         tg_fold2d(tp, g64, cases[i].h, cases[i].w, &win));
+            tg_tensor_free(x32);
+            tg_tensor_free(g32);
+            tg_tape_free(tp);
+        }
+    tg_rng_free(rng);
+}
+END_TEST
+
 START_TEST(test_window_grad) {
     /* square stride-1 window on a non-square input */
     args a1 = {.win = window(2, 3, 1, 1, 0, 0, 1, 1, 0.0), .h = 4, .w = 5};
@@ -1708,6 +1756,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_window_forward);
     tcase_add_test(tc, test_window_grad);
     tcase_add_test(tc, test_window_batch_inner);
+    tcase_add_test(tc, test_window_f32_paths);
     suite_add_tcase(s, tc);
     tc = tcase("errors");
     tcase_add_test(tc, test_errors_shapes);
