@@ -132,19 +132,26 @@ TRAIN_SPECS = [
 ]
 
 
+# Distinct synthetic batches a training workload cycles through, as TRAIN_BATCHES in
+# tapegrad-bench.c: one batch repeated is learnt within a few hundred steps, after which the
+# gradients underflow to subnormal floats and the steps time the CPU's slow path for them.
+TRAIN_BATCHES = 64
+
+
 def bench_train(spec):
     """Training images per second: forward, cross-entropy, backward, optimizer step,
-    zero_grad, on one synthetic batch held in memory."""
+    zero_grad, cycling through TRAIN_BATCHES synthetic batches held in memory."""
     name, build, batch, channels, size, optim, lr, reduction = spec
     torch.manual_seed(1)
     model = build()
     model.train()
     opt = optim(model.parameters(), lr=lr)
-    x = torch.randn(batch, channels, size, size)
-    y = torch.randint(0, 10, (batch,))
+    data = [(torch.randn(batch, channels, size, size), torch.randint(0, 10, (batch,)))
+            for _ in range(TRAIN_BATCHES)]
     losses = []
 
     def step():
+        x, y = data[len(losses) % TRAIN_BATCHES]
         loss = F.cross_entropy(model(x), y, reduction=reduction)
         loss.backward()
         opt.step()

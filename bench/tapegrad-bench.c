@@ -354,13 +354,19 @@ static const train_spec train_specs[] = {
     {"train_resnet", build_resnet, 16, 3, 32, TG_OPTIM_SGD, 1e-2, TG_REDUCTION_MEAN},
 };
 
+/* Distinct batches a training workload cycles through. On one batch repeated, the nets learn
+ * it within a few hundred steps: the loss reaches 0, the gradients underflow to subnormal
+ * floats, and the steps then time the CPU's slow path for subnormal arithmetic (seed000's
+ * products 10x slower) instead of training. */
+enum { TRAIN_BATCHES = 64 };
+
 /* One net in training: its data, optimizer and tape. */
 typedef struct train_ctx {
     const train_spec *spec;
     net nt;
     tg_tape *tp;
     tg_optim *optim;
-    tg_tensor *x, *y; /* [B, C, H, W] normal(0, 1); int64 [B] */
+    tg_tensor *x[TRAIN_BATCHES], *y[TRAIN_BATCHES]; /* [B, C, H, W] normal(0, 1); int64 [B] */
     tg_cross_entropy_opts ce;
     int64_t steps;
     double loss_first, loss_last;
@@ -373,7 +379,9 @@ typedef struct train_ctx {
  * Records the loss, the arena use and, after the first step, the allocation counters. */
 static int train_step(void *p) {
     train_ctx *c = p;
-    tg_tensor *loss = tg_cross_entropy(c->tp, net_forward(c->tp, &c->nt, c->x), c->y, &c->ce);
+    const int64_t b = c->steps % TRAIN_BATCHES;
+    tg_tensor *loss =
+        tg_cross_entropy(c->tp, net_forward(c->tp, &c->nt, c->x[b]), c->y[b], &c->ce);
     if (!loss || tg_backward(c->tp, loss, NULL) != 0 || tg_optim_step(c->optim) != 0)
         return report_failure(c->spec->name, c->tp, "training step");
     tg_optim_zero_grad(c->optim);
@@ -402,11 +410,13 @@ static int bench_train(const void *arg) {
     oo.lr = s->lr;
     c.optim = tg_optim_new(s->optimizer, &oo);
     c.tp = tg_tape_new();
-    if (rng) {
-        c.x = randn_param(rng, 4, (int64_t[]){s->batch, s->channels, s->size, s->size}, false);
-        c.y = random_labels(rng, s->batch, 10);
+    bool data = rng != NULL;
+    for (int b = 0; b < TRAIN_BATCHES && data; b++) {
+        c.x[b] = randn_param(rng, 4, (int64_t[]){s->batch, s->channels, s->size, s->size}, false);
+        c.y[b] = random_labels(rng, s->batch, 10);
+        data = c.x[b] && c.y[b];
     }
-    if (!rng || !c.nt.ok || !c.optim || !c.tp || !c.x || !c.y ||
+    if (!data || !c.nt.ok || !c.optim || !c.tp ||
         tg_optim_add_model(c.optim, c.nt.model, NULL, NULL, false, NULL) < 0)
         status = report_failure(s->name, NULL, "setup");
     double ns = status ? -1 : time_best(train_step, &c, train_timing);
@@ -423,8 +433,10 @@ static int bench_train(const void *arg) {
                allocs < 0 ? -1 : allocs - c.allocs_step1, c.loss_first, c.loss_last);
         fflush(stdout);
     }
-    tg_tensor_free(c.y);
-    tg_tensor_free(c.x);
+    for (int b = 0; b < TRAIN_BATCHES; b++) {
+        tg_tensor_free(c.y[b]);
+        tg_tensor_free(c.x[b]);
+    }
     tg_tape_free(c.tp);
     tg_optim_free(c.optim);
     tg_model_free(c.nt.model);
