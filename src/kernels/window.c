@@ -221,12 +221,18 @@ static void unfold_pieces_float(const tg_kwindow *w, const piece *table,
                 for (int64_t p = 0; p < pieces; p++) {
                     const int64_t ox0 = 16 * p, width = w->ow - ox0 < 16 ? w->ow - ox0 : 16;
                     const piece *e = &table[p * w->kw + kj];
-                    const __m512 v = inside ? _mm512_mask_expandloadu_ps(pads, e->lanes, src + e->at)
-                                            : pads;
-                    _mm512_mask_storeu_ps(row + oy * w->ow + ox0, (__mmask16)((1u << width) - 1), v);
+                    const __m512 v =
+                        inside ? _mm512_mask_expandloadu_ps(pads, e->lanes, src + e->at) : pads;
+                    _mm512_mask_storeu_ps(row + oy * w->ow + ox0,
+                                          (__mmask16)((1u << width) - 1), v);
                 }
             }
         }
+}
+
+/* acc plus the elements of line that piece e's lanes read, in those lanes. */
+static inline __m512 add_piece(__m512 acc, const piece *e, const float *line) {
+    return _mm512_add_ps(acc, _mm512_maskz_expandloadu_ps(e->lanes, line + e->at));
 }
 
 /* rows [KH*KW, OH*OW] -> plane [H, W] (overwritten) of one (n, c), as a gather: each 16-wide
@@ -248,15 +254,11 @@ static void fold_pieces_float(const tg_kwindow *w, const piece *table,
                 if (sy < 0 || (w->sh != 1 && sy % w->sh != 0) || sy / w->sh >= w->oh) continue;
                 const float *line = rows + ki * w->kw * rs + sy / w->sh * w->ow;
                 for (int64_t kj = 0; kj < w->kw; kj++, line += rs) {
-                    const piece *e = table + p0 * w->kw + kj;
-#define GATHER_PIECE(acc, q)                                                                   \
-    acc = _mm512_add_ps(acc, _mm512_maskz_expandloadu_ps(e[(q) * w->kw].lanes,              \
-                                                          line + e[(q) * w->kw].at))
-                    GATHER_PIECE(acc0, 0);
-                    if (np > 1) GATHER_PIECE(acc1, 1);
-                    if (np > 2) GATHER_PIECE(acc2, 2);
-                    if (np > 3) GATHER_PIECE(acc3, 3);
-#undef GATHER_PIECE
+                    const piece *e = table + p0 * w->kw + kj; /* piece p0 + q: e[q * KW] */
+                    acc0 = add_piece(acc0, &e[0], line);
+                    if (np > 1) acc1 = add_piece(acc1, &e[w->kw], line);
+                    if (np > 2) acc2 = add_piece(acc2, &e[2 * w->kw], line);
+                    if (np > 3) acc3 = add_piece(acc3, &e[3 * w->kw], line);
                 }
             }
             const __m512 accs[4] = {acc0, acc1, acc2, acc3};
