@@ -8,6 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "golden.h"
 #include "tapegrad.h"
@@ -426,7 +429,45 @@ START_TEST(test_skips_params_without_grad) {
 }
 END_TEST
 
-/* The names of o's state entries joined by spaces. */
+#if defined(__SSE__)
+/* A parameter whose gradient is 1 once and 0 after: Adam's first moment 0.1 * 0.9^t falls
+ * below FLT_MIN after ~810 steps and is flushed to exactly 0 there (IEEE arithmetic would
+ * keep a subnormal until ~940 steps); the parameter is where PyTorch leaves it, and the
+ * caller's floating-point mode is restored. */
+START_TEST(test_subnormal_moments_flushed) {
+    tg_tensor *p = tg_tensor_from(NULL, TG_F32, 1, (int64_t[]){1}, (float[]){0.5f});
+    ck_assert_int_eq(tg_set_requires_grad(p, true), 0);
+    tg_optim *o = tg_optim_new(TG_OPTIM_ADAM, NULL);
+    ck_assert_int_eq(tg_optim_add_group(o, 1, &p, NULL), 0);
+    tg_tape *tp = tg_tape_new();
+    const unsigned int csr = _mm_getcsr();
+    for (int t = 0; t < 880; t++) {
+        ck_assert_int_eq(tg_backward(tp, tg_mul_scalar(tp, p, t == 0 ? 1.0 : 0.0), NULL), 0);
+        ck_assert_int_eq(tg_optim_step(o), 0);
+        tg_optim_zero_grad(o);
+        tg_tape_reset(tp);
+    }
+    ck_assert_uint_eq(_mm_getcsr(), csr);
+    tg_state_entry e[8];
+    int count = tg_optim_state(o, e, 8);
+    bool found = false;
+    for (int i = 0; i < count; i++)
+        if (strcmp(e[i].name, "state.0.exp_avg") == 0) {
+            ck_assert_float_eq(tg_tensor_get(e[i].tensor, 0), 0.0f);
+            found = true;
+        }
+    ck_assert(found);
+    /* torch.optim.Adam (PyTorch 1.13, float32) ends at this value both with and without
+     * torch.set_flush_denormal(True); its exp_avg is 6.0e-42 without. */
+    ck_assert_float_eq(tg_tensor_get(p, 0), 0.49399471282958984f);
+    tg_tape_free(tp);
+    tg_optim_free(o);
+    tg_tensor_free(p);
+}
+END_TEST
+#endif
+
+/* The names of o's state entries joined by spaces. *//* The names of o's state entries joined by spaces. */
 static void state_names(tg_optim *o, char *buf, size_t size) {
     tg_state_entry e[64];
     int n = tg_optim_state(o, e, 64);
@@ -938,6 +979,9 @@ static Suite *optim_suite(void) {
     tcase_add_test(optim, test_defaults);
     tcase_add_test(optim, test_zero_grad);
     tcase_add_test(optim, test_skips_params_without_grad);
+#if defined(__SSE__)
+    tcase_add_test(optim, test_subnormal_moments_flushed);
+#endif
     tcase_add_test(optim, test_state_entries);
     tcase_add_test(optim, test_add_model_split);
     tcase_add_test(optim, test_resume_from_state);

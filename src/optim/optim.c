@@ -9,12 +9,23 @@
  *
  * Updates run in the parameter's dtype one torch operation at a time, with the Python scalars
  * (lr, betas, ...) rounded to that dtype as torch's CPU kernels convert them; bias corrections
- * and step sizes are computed in double as torch computes them in Python. */
+ * and step sizes are computed in double as torch computes them in Python.
+ *
+ * One departure, on x86: updates treat subnormal numbers as zero (MXCSR flush-to-zero and
+ * denormals-are-zero while tg_optim_step runs, as torch.set_flush_denormal(True) does for all
+ * of PyTorch). A moment whose parameter stops getting gradient (a dead ReLU unit) decays
+ * geometrically and is subnormal after ~800 Adam steps; the CPU's subnormal path then made
+ * seed 000's Adam step 14x slower (7.5 to 105 us), the mnist example 3-5% slower. Flushed,
+ * such a moment becomes 0 where PyTorch keeps a value below 1.2e-38, whose updates vanish
+ * beside any normal parameter. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "tensor/tensor.h"
 
@@ -477,6 +488,11 @@ static void update(tg_optim_kind kind, slot *s, const tg_optim_opts *o, double l
     tg_tensor_bump_version(s->param);
 }
 
+#if defined(__SSE__)
+/* MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6). */
+enum { FLUSH_SUBNORMALS = 0x8040 };
+#endif
+
 int tg_optim_step(tg_optim *o) {
     if (!o) {
         tg_set_last_error("optim_step: optimizer is NULL");
@@ -491,6 +507,10 @@ int tg_optim_step(tg_optim *o) {
             return -1;
         }
     }
+#if defined(__SSE__)
+    const unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | FLUSH_SUBNORMALS);
+#endif
     for (int gi = 0; gi < o->n_groups; gi++) {
         const group *g = &o->groups[gi];
         double lr = *(const double *)g->lr->data;
@@ -499,6 +519,9 @@ int tg_optim_step(tg_optim *o) {
             if (s->param->grad) update(o->kind, s, &g->opts, lr);
         }
     }
+#if defined(__SSE__)
+    _mm_setcsr(csr);
+#endif
     tg_clear_last_error();
     return 0;
 }
