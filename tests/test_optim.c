@@ -432,7 +432,7 @@ END_TEST
 #if defined(__SSE__)
 /* A parameter whose gradient is 1 once and 0 after: Adam's first moment 0.1 * 0.9^t falls
  * below FLT_MIN after ~810 steps and is flushed to exactly 0 there (IEEE arithmetic would
- * keep a subnormal until ~940 steps); the parameter is where PyTorch leaves it, and the
+ * keep a subnormal until ~950 steps); the parameter is where PyTorch leaves it, and the
  * caller's floating-point mode is restored. */
 START_TEST(test_subnormal_moments_flushed) {
     tg_tensor *p = tg_tensor_from(NULL, TG_F32, 1, (int64_t[]){1}, (float[]){0.5f});
@@ -467,7 +467,7 @@ START_TEST(test_subnormal_moments_flushed) {
 END_TEST
 #endif
 
-/* The names of o's state entries joined by spaces. *//* The names of o's state entries joined by spaces. */
+/* The names of o's state entries joined by spaces. */
 static void state_names(tg_optim *o, char *buf, size_t size) {
     tg_state_entry e[64];
     int n = tg_optim_state(o, e, 64);
