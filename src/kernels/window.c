@@ -17,8 +17,8 @@
  * lanes and where they read): unfold with stride 1 and rows of UNFOLD_ROW_MIN and more (at
  * LeNet-5's second convolution 1.5x), and fold with stride 1 or input rows of FOLD_ROW_MIN and
  * more, gathered so that each piece of an input row sums its window entries in a register and is
- * stored once (at LeNet-5's second convolution 2.5x, an 8x8 3x3 one 2.8x, a 32x32 one 1.1x,
- * stride 2 on 32x32 1.7x; the kernels alone).
+ * stored once (at LeNet-5's second convolution 2.5x, an 8x8 3x3 one 3.1x, a 32x32 one 1.1x,
+ * stride 2 on 32x32 1.9x; the kernels alone).
  *
  * In the batch-inner layout, planes are visited channel by channel (n fastest): consecutive
  * planes then touch adjacent pieces of the same KH*KW rows of cols, which the prefetchers
