@@ -172,6 +172,17 @@ typedef struct piece {
     __mmask16 lanes;
 } piece;
 
+/* Pieces in a row of `width`. */
+static inline int64_t pieces_in(int64_t width) {
+    return (width + 15) / 16;
+}
+
+/* The lanes of piece p of a row of `width` that lie in the row: all 16 but in the last. */
+static inline __mmask16 piece_lanes(int64_t width, int64_t p) {
+    const int64_t left = width - 16 * p;
+    return (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
+}
+
 /* fold: table[p*KW + kj] for every 16-wide piece p of an input row (W) and every kj; lane i
  * of piece p (input column x = 16p + i) reads output column (x + pw - kj*dw) / sw where that
  * divides and lies in [0, OW). */
@@ -209,7 +220,7 @@ static void unfold_pieces(const tg_kwindow *w, piece *table) {
 static void unfold_pieces_float(const tg_kwindow *w, const piece *table,
                                 const float *restrict plane, float *restrict rows, int64_t rs,
                                 float pad) {
-    const int64_t pieces = (w->ow + 15) / 16;
+    const int64_t pieces = pieces_in(w->ow);
     const __m512 pads = _mm512_set1_ps(pad);
     for (int64_t ki = 0; ki < w->kh; ki++)
         for (int64_t kj = 0; kj < w->kw; kj++) {
@@ -219,12 +230,10 @@ static void unfold_pieces_float(const tg_kwindow *w, const piece *table,
                 const bool inside = iy >= 0 && iy < w->h;
                 const float *src = plane + (inside ? iy * w->w : 0);
                 for (int64_t p = 0; p < pieces; p++) {
-                    const int64_t ox0 = 16 * p, width = w->ow - ox0 < 16 ? w->ow - ox0 : 16;
                     const piece *e = &table[p * w->kw + kj];
                     const __m512 v =
                         inside ? _mm512_mask_expandloadu_ps(pads, e->lanes, src + e->at) : pads;
-                    _mm512_mask_storeu_ps(row + oy * w->ow + ox0,
-                                          (__mmask16)((1u << width) - 1), v);
+                    _mm512_mask_storeu_ps(row + oy * w->ow + 16 * p, piece_lanes(w->ow, p), v);
                 }
             }
         }
@@ -243,7 +252,7 @@ static inline __m512 add_piece(__m512 acc, const piece *e, const float *line) {
  * stalls store forwarding; the table path is scalar. */
 static void fold_pieces_float(const tg_kwindow *w, const piece *table,
                               const float *restrict rows, int64_t rs, float *restrict plane) {
-    const int64_t pieces = (w->w + 15) / 16;
+    const int64_t pieces = pieces_in(w->w);
     for (int64_t iy = 0; iy < w->h; iy++) {
         float *out = plane + iy * w->w;
         for (int64_t p0 = 0; p0 < pieces; p0 += 4) {
@@ -262,10 +271,8 @@ static void fold_pieces_float(const tg_kwindow *w, const piece *table,
                 }
             }
             const __m512 accs[4] = {acc0, acc1, acc2, acc3};
-            for (int64_t q = 0; q < np; q++) {
-                const int64_t x0 = (p0 + q) * 16, width = w->w - x0 < 16 ? w->w - x0 : 16;
-                _mm512_mask_storeu_ps(out + x0, (__mmask16)((1u << width) - 1), accs[q]);
-            }
+            for (int64_t q = 0; q < np; q++)
+                _mm512_mask_storeu_ps(out + 16 * (p0 + q), piece_lanes(w->w, p0 + q), accs[q]);
         }
     }
 }
@@ -318,7 +325,7 @@ static bool use_table(const tg_kwindow *w, int64_t row_min) {
 #ifdef __AVX512F__
 /* Whether a piece table for rows of `width` and KW window columns fits on the stack. */
 static bool pieces_fit(int64_t width, int64_t kw) {
-    return (width + 15) / 16 * kw <= PIECES_MAX;
+    return pieces_in(width) * kw <= PIECES_MAX;
 }
 #endif
 
@@ -346,7 +353,7 @@ void tg_k_unfold2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *cols,
         }
 #ifdef __AVX512F__
     } else if (dt == TG_F32 && w->sw == 1 && pieces_fit(w->ow, w->kw)) {
-        piece table[(w->ow + 15) / 16 * w->kw];
+        piece table[pieces_in(w->ow) * w->kw];
         unfold_pieces(w, table);
         WINDOW_LOOP(unfold_pieces_float(w, table, (const float *)x + at, (float *)cols + start,
                                         rs, (float)pad_value));
@@ -365,7 +372,7 @@ void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x) {
 #ifdef __AVX512F__
     /* strided folds of narrow planes: the table path is faster (a 6-wide plane 1.6x) */
     if (dt == TG_F32 && (w->sw == 1 || w->w >= FOLD_ROW_MIN) && pieces_fit(w->w, w->kw)) {
-        piece table[(w->w + 15) / 16 * w->kw];
+        piece table[pieces_in(w->w) * w->kw];
         fold_pieces(w, table);
         WINDOW_LOOP(fold_pieces_float(w, table, (const float *)cols + start, rs,
                                       (float *)x + at));
