@@ -306,6 +306,15 @@ tg_tensor *tg_unfold2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win);
  * The VJP of unfold2d and the other way round. */
 tg_tensor *tg_fold2d(tg_tape *tp, tg_tensor *cols, int64_t height, int64_t width,
                      const tg_window2d *win);
+/* x: [N, C, H, W] -> [N, C, OH, OW], each output the sum of its window's inputs (sum pooling;
+ * padding adds nothing, so win->pad_value must be 0, and win->batch_inner false): what summing
+ * unfold2d's window axis gives, in one pass without the cols. The VJP of window_spread2d. */
+tg_tensor *tg_window_sum2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win);
+/* y: [N, C, OH, OW] -> [N, C, height, width], each position the sum of the outputs whose windows
+ * hold it (padded positions dropped): fold2d of y repeated for every window entry. The VJP of
+ * window_sum2d and the other way round. */
+tg_tensor *tg_window_spread2d(tg_tape *tp, tg_tensor *y, int64_t height, int64_t width,
+                              const tg_window2d *win);
 
 /* ---------------------------------------------------------------------------------------------
  * Finite-difference gradient checking (float64)

@@ -327,6 +327,8 @@ FN(f_index_select, tg_index_select(tp, x[0], a->axis, a->idx))
 FN(f_index_add, tg_index_add(tp, x[0], a->axis, a->idx, x[1]))
 FN(f_unfold, tg_unfold2d(tp, x[0], &a->win))
 FN(f_fold, tg_fold2d(tp, x[0], a->h, a->w, &a->win))
+FN(f_window_sum, tg_window_sum2d(tp, x[0], &a->win))
+FN(f_window_spread, tg_window_spread2d(tp, x[0], a->h, a->w, &a->win))
 /* max over each window of a [N, 1, H, W] input (max pooling with -INFINITY padding) */
 FN(f_pool, tg_max(tp, tg_unfold2d(tp, x[0], &a->win), (int[]){1}, 1, false))
 
@@ -1128,6 +1130,62 @@ START_TEST(test_window_forward) {
 }
 END_TEST
 
+/* window_sum2d is unfold2d summed over the window axis, window_spread2d fold2d of its input
+ * repeated for every window entry; each is the other's adjoint: <sum(x), y> = <x, spread(y)>. */
+START_TEST(test_window_sums) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = tg_reshape(tp, tg_arange(tp, TG_F64, 1, 10, 1), DIMS(1, 1, 3, 3));
+    tg_window2d k2 = window(2, 2, 1, 1, 0, 0, 1, 1, 0.0);
+    EXPECT(tp, tg_window_sum2d(tp, x, &k2), DIMS(1, 1, 2, 2), VALS(12, 16, 24, 28));
+    /* padding adds nothing: 2x2 windows, stride 2, padding 1 */
+    tg_window2d pooled = window(2, 2, 2, 2, 1, 1, 1, 1, 0.0);
+    EXPECT(tp, tg_window_sum2d(tp, x, &pooled), DIMS(1, 1, 2, 2), VALS(1, 5, 11, 28));
+    /* each position gets the sum of the windows holding it; 3x3 with windows of 2x2 */
+    tg_tensor *y = tg_reshape(tp, tg_arange(tp, TG_F64, 1, 5, 1), DIMS(1, 1, 2, 2));
+    EXPECT(tp, tg_window_spread2d(tp, y, 3, 3, &k2), DIMS(1, 1, 3, 3),
+           VALS(1, 3, 2, 4, 10, 6, 3, 7, 4));
+    EXPECT(tp, tg_window_spread2d(tp, y, 3, 3, &pooled), DIMS(1, 1, 3, 3),
+           VALS(1, 2, 2, 3, 4, 4, 3, 4, 4));
+    tg_tape_free(tp);
+
+    const struct {
+        int64_t h, w;
+        tg_window2d win;
+    } cases[] = {
+        {5, 7, window(3, 2, 1, 2, 1, 0, 1, 1, 0.0)},
+        {9, 8, window(2, 3, 3, 1, 0, 2, 2, 1, 0.0)},
+        {6, 6, window(2, 2, 2, 2, 0, 0, 1, 1, 0.0)},
+        {4, 11, window(1, 4, 1, 3, 0, 2, 1, 2, 0.0)},
+    };
+    tg_rng *rng = tg_rng_new(13);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tp = tg_tape_new();
+        const tg_window2d *win = &cases[i].win;
+        tg_tensor *xs = tg_randn(tp, rng, TG_F64, DIMS(2, 3, cases[i].h, cases[i].w), 0, 1);
+        tg_tensor *cols = tg_unfold2d(tp, xs, win);
+        const int64_t *cs = tg_tensor_shape(cols), kk = win->kernel_h * win->kernel_w;
+        tg_tensor *want = tg_sum(tp, tg_reshape(tp, cols, DIMS(2, 3, kk, cs[2])), (int[]){2}, 1,
+                                 false);
+        tg_tensor *sums = tg_window_sum2d(tp, xs, win);
+        expect_close(__FILE__, __LINE__, "window_sum2d",
+                     tg_reshape(tp, sums, DIMS(2, 3, cs[2])), want);
+        tg_tensor *ys = tg_randn(tp, rng, TG_F64, 4, tg_tensor_shape(sums), 0, 1);
+        tg_tensor *spread = tg_window_spread2d(tp, ys, cases[i].h, cases[i].w, win);
+        tg_tensor *repeated = tg_expand(
+            tp, tg_reshape(tp, ys, DIMS(2, 3, 1, cs[2])), DIMS(2, 3, kk, cs[2]));
+        expect_close(__FILE__, __LINE__, "window_spread2d", spread,
+                     tg_fold2d(tp, tg_reshape(tp, repeated, DIMS(2, 3 * kk, cs[2])),
+                               cases[i].h, cases[i].w, win));
+        double lhs = tg_tensor_get(tg_sum(tp, tg_mul(tp, sums, ys), NULL, 0, false), 0);
+        double rhs = tg_tensor_get(tg_sum(tp, tg_mul(tp, xs, spread), NULL, 0, false), 0);
+        ck_assert_msg(fabs(lhs - rhs) <= 1e-12 * fabs(lhs), "case %zu: <sum(x), y> = %.17g, "
+                      "<x, spread(y)> = %.17g", i, lhs, rhs);
+        tg_tape_free(tp);
+    }
+    tg_rng_free(rng);
+}
+END_TEST
+
 /* The batch-inner layout [C*KH*KW, N, L] is the standard [N, C*KH*KW, L] with the first two
  * axes swapped, for unfold and fold, in both dtypes, on windows with short output rows (the
  * table path) and long ones (the row path), strided, padded and dilated. */
@@ -1172,7 +1230,8 @@ END_TEST
 /* Float unfold and fold agree with double on the same values, over windows that take every
  * float path of the kernels (tables, rows, 16-wide pieces: rows narrower than a piece, one
  * piece, several and a partial one, stride 1 to 3 either way, padding wider than a stride,
- * dilation), in both layouts: unfold copies exactly, fold sums within rounding. */
+ * dilation; windows that tile), in both layouts: unfold copies exactly, fold sums within
+ * rounding; so do window sums and their spreads, where the padding reads 0. */
 START_TEST(test_window_f32_paths) {
     const struct {
         int64_t h, w;
@@ -1189,6 +1248,9 @@ START_TEST(test_window_f32_paths) {
         {6, 28, window(2, 3, 2, 3, 0, 1, 1, 2, 0.0)},
         {5, 6, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},     /* narrow strided: the table path */
         {28, 28, window(2, 2, 2, 2, 0, 0, 1, 1, 0.0)},   /* pooling */
+        {10, 10, window(2, 2, 2, 2, 0, 0, 1, 1, 0.0)},
+        {40, 300, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},  /* pieces, not tables, of stride 2 */
+        {64, 200, window(3, 3, 2, 3, 1, 1, 1, 1, 0.0)},  /* and of stride 3 */
     };
     tg_rng *rng = tg_rng_new(12);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
@@ -1209,6 +1271,17 @@ START_TEST(test_window_f32_paths) {
             expect_close(__FILE__, __LINE__, "fold2d",
                          tg_fold2d(tp, g32, cases[i].h, cases[i].w, &win),
                          tg_fold2d(tp, g64, cases[i].h, cases[i].w, &win));
+            if (!inner && win.pad_value == 0.0) {
+                tg_tensor *sums64 = tg_window_sum2d(tp, x64, &win);
+                expect_close(__FILE__, __LINE__, "window_sum2d", tg_window_sum2d(tp, x32, &win),
+                             sums64);
+                tg_tensor *y64 = tg_randn(tp, rng, TG_F64, 4, tg_tensor_shape(sums64), 0, 1);
+                tg_tensor *y32 = to_f32(y64);
+                expect_close(__FILE__, __LINE__, "window_spread2d",
+                             tg_window_spread2d(tp, y32, cases[i].h, cases[i].w, &win),
+                             tg_window_spread2d(tp, y64, cases[i].h, cases[i].w, &win));
+                tg_tensor_free(y32);
+            }
             tg_tensor_free(x32);
             tg_tensor_free(g32);
             tg_tape_free(tp);
@@ -1235,6 +1308,13 @@ START_TEST(test_window_grad) {
     CHECK_OP(f_fold, &a2, grid(DIMS(2, 6, 10), -1.1, 0.02));
     CHECK_OP(f_fold, &a3, grid(DIMS(1, 4, 9), -1.1, 0.02));
     CHECK_OP(f_fold, &a4, grid(DIMS(1, 1, 4), -1.1, 0.02));
+    /* window sums and their adjoint, padded, strided and dilated, and windows that tile */
+    args s1 = {.win = window(2, 3, 2, 1, 1, 1, 1, 2, 0.0), .h = 4, .w = 5};
+    args s2 = {.win = window(2, 2, 2, 2, 0, 0, 1, 1, 0.0), .h = 4, .w = 4};
+    CHECK_OP(f_window_sum, &s1, grid(DIMS(2, 1, 4, 5), -1.1, 0.05));
+    CHECK_OP(f_window_sum, &s2, grid(DIMS(1, 2, 4, 4), -1.1, 0.05));
+    CHECK_OP(f_window_spread, &s1, grid(DIMS(2, 1, 3, 3), -1.1, 0.1));
+    CHECK_OP(f_window_spread, &s2, grid(DIMS(1, 2, 2, 2), -1.1, 0.1));
     /* max pooling with -INFINITY padding: each window holds at least one real value */
     args pool = {.win = window(2, 2, 2, 2, 1, 1, 1, 1, -INFINITY)};
     CHECK_OP(f_pool, &pool, grid(DIMS(1, 1, 3, 4), -1.1, 0.1));
@@ -1410,6 +1490,25 @@ START_TEST(test_errors_indices_windows) {
                 "[1, 6, 4]");
     EXPECT_FAIL(tp, tg_fold2d(tp, cols, 0, 3, &k2), "fold2d", "[1, 8, 4]");
     EXPECT_FAIL(tp, tg_fold2d(tp, x, 3, 3, &k2), "fold2d", "[2, 3]");
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        EXPECT_FAIL(tp, tg_window_sum2d(tp, img, &bad[k]), "window_sum2d", "[1, 2, 3, 3]");
+    EXPECT_FAIL(tp, tg_window_sum2d(tp, img, NULL), "window_sum2d", "[1, 2, 3, 3]");
+    EXPECT_FAIL(tp, tg_window_sum2d(tp, x, &k2), "window_sum2d", "[2, 3]");
+    tg_window2d neg_inf = window(2, 2, 1, 1, 0, 0, 1, 1, -INFINITY), inner = k2;
+    inner.batch_inner = true;
+    EXPECT_FAIL(tp, tg_window_sum2d(tp, img, &neg_inf), "window_sum2d", "pad_value", "-inf");
+    EXPECT_FAIL(tp, tg_window_sum2d(tp, img, &inner), "window_sum2d", "batch_inner");
+    tg_tensor *sums = tg_zeros(tp, TG_F64, DIMS(1, 2, 2, 2));
+    EXPECT_FAIL(tp, tg_window_spread2d(tp, sums, 4, 4, &k2), "window_spread2d", "[1, 2, 2, 2]",
+                "3x3");
+    EXPECT_FAIL(tp, tg_window_spread2d(tp, sums, 3, 3, &bad[0]), "window_spread2d",
+                "[1, 2, 2, 2]");
+    EXPECT_FAIL(tp, tg_window_spread2d(tp, sums, 3, 3, &neg_inf), "window_spread2d",
+                "pad_value");
+    EXPECT_FAIL(tp, tg_window_spread2d(tp, sums, 0, 3, &k2), "window_spread2d", "0x3");
+    EXPECT_FAIL(tp, tg_window_spread2d(tp, x, 3, 3, &k2), "window_spread2d", "[2, 3]");
+    EXPECT_FAIL(tp, tg_window_spread2d(tp, sums, 3, 3, NULL), "window_spread2d",
+                "[1, 2, 2, 2]");
     tg_tape_free(tp);
 }
 END_TEST
@@ -1755,6 +1854,7 @@ static Suite *core_suite(void) {
     tc = tcase("window");
     tcase_add_test(tc, test_window_forward);
     tcase_add_test(tc, test_window_grad);
+    tcase_add_test(tc, test_window_sums);
     tcase_add_test(tc, test_window_batch_inner);
     tcase_add_test(tc, test_window_f32_paths);
     suite_add_tcase(s, tc);

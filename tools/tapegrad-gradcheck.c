@@ -50,8 +50,9 @@ typedef struct gc_case {
     int64_t shape[TG_MAX_DIMS];
     int64_t start, stop, step; /* slice */
     int64_t pads[2 * TG_MAX_DIMS];
-    tg_window2d win;           /* unfold2d and fold2d */
-    int64_t height, width;     /* fold2d's, adaptive pooling's and upsampling's output size */
+    tg_window2d win;           /* unfold2d, fold2d, window_sum2d and window_spread2d */
+    int64_t height, width;     /* fold2d's, window_spread2d's, adaptive pooling's and
+                                  upsampling's output size */
     double c2;                 /* a third scalar: local_response_norm's k */
     int64_t n0;                /* an integer option: groups, window size, the hinge's p */
     bool flag;                 /* a boolean option: tanh gelu, align_corners, training, ... */
@@ -556,6 +557,38 @@ static void draw_fold2d(tg_rng *rng, gc_case *c) {
         tg_window2d_out(s[2], w->kernel_h, w->stride_h, w->pad_h, w->dilation_h) *
             tg_window2d_out(s[3], w->kernel_w, w->stride_w, w->pad_w, w->dilation_w)};
     add_float(c, rng, 3, cols, ANY);
+    size_t len = strlen(c->note);
+    snprintf(c->note + len, sizeof c->note - len, " to %lldx%lld", (long long)c->height,
+             (long long)c->width);
+}
+
+/* A window for window_sum2d and window_spread2d: draw_window's, reading padding as 0 in the
+ * [N, C, ...] layout. */
+static void draw_plain_window(tg_rng *rng, gc_case *c, int64_t *nchw, int64_t cap) {
+    draw_window(rng, c, nchw, cap);
+    c->win.pad_value = 0.0;
+    c->win.batch_inner = false;
+    char *inner = strstr(c->note, " batch inner");
+    if (inner) *inner = '\0';
+}
+
+/* window_sum2d: x [N, C, H, W]. */
+static void draw_window_sum2d(tg_rng *rng, gc_case *c) {
+    int64_t s[4];
+    draw_plain_window(rng, c, s, 48);
+    add_float(c, rng, 4, s, ANY);
+}
+
+/* window_spread2d: y [N, C, OH, OW] for an output [N, C, H, W]. */
+static void draw_window_spread2d(tg_rng *rng, gc_case *c) {
+    int64_t s[4];
+    draw_plain_window(rng, c, s, 48);
+    const tg_window2d *w = &c->win;
+    c->height = s[2];
+    c->width = s[3];
+    s[2] = tg_window2d_out(c->height, w->kernel_h, w->stride_h, w->pad_h, w->dilation_h);
+    s[3] = tg_window2d_out(c->width, w->kernel_w, w->stride_w, w->pad_w, w->dilation_w);
+    add_float(c, rng, 4, s, ANY);
     size_t len = strlen(c->note);
     snprintf(c->note + len, sizeof c->note - len, " to %lldx%lld", (long long)c->height,
              (long long)c->width);
@@ -1259,6 +1292,12 @@ static tg_tensor *fn_unfold2d(tg_tape *tp, tg_tensor *const *x, void *ctx) {
 static tg_tensor *fn_fold2d(tg_tape *tp, tg_tensor *const *x, void *ctx) {
     return tg_fold2d(tp, x[0], CASE->height, CASE->width, &CASE->win);
 }
+static tg_tensor *fn_window_sum2d(tg_tape *tp, tg_tensor *const *x, void *ctx) {
+    return tg_window_sum2d(tp, x[0], &CASE->win);
+}
+static tg_tensor *fn_window_spread2d(tg_tape *tp, tg_tensor *const *x, void *ctx) {
+    return tg_window_spread2d(tp, x[0], CASE->height, CASE->width, &CASE->win);
+}
 
 /* The op's tensor arguments in order into a[0..c->n_args): the inputs, NULL where absent. */
 static void args_of(const gc_case *c, tg_tensor *const *x, tg_tensor **a) {
@@ -1437,6 +1476,8 @@ static const gc_check checks[] = {
     /* sliding windows */
     {"unfold2d", draw_unfold2d, fn_unfold2d},
     {"fold2d", draw_fold2d, fn_fold2d},
+    {"window_sum2d", draw_window_sum2d, fn_window_sum2d},
+    {"window_spread2d", draw_window_spread2d, fn_window_spread2d},
     /* nn: activations */
     {"leaky_relu", draw_leaky_relu, fn_leaky_relu},
     {"elu", draw_elu, fn_elu},

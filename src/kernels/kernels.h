@@ -117,6 +117,8 @@ typedef struct tg_kwindow {
     int64_t kh, kw, sh, sw, ph, pw, dh, dw;
     int64_t oh, ow;            /* output spatial size */
     bool batch_inner;          /* cols [C*KH*KW, N, OH*OW] instead of [N, C*KH*KW, OH*OW] */
+    bool shared_rows;          /* fold only: cols [N, C, OH*OW], one row per plane that every
+                                  window entry reads (window_spread2d) */
 } tg_kwindow;
 
 /* x [N, C, H, W] -> cols [N, C*KH*KW, OH*OW] (or [C*KH*KW, N, OH*OW], w->batch_inner);
@@ -126,5 +128,9 @@ void tg_k_unfold2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *cols,
 /* cols [N, C*KH*KW, OH*OW] (or [C*KH*KW, N, OH*OW]) -> x [N, C, H, W] (overwritten),
  * overlaps summed. */
 void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x);
+/* x [N, C, H, W] -> y [N, C, OH, OW]: each output the sum of its window's inputs, padding
+ * adding nothing (w->batch_inner and w->shared_rows unused). Its adjoint is tg_k_fold2d with
+ * w->shared_rows. */
+void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y);
 
 #endif

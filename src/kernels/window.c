@@ -1,9 +1,10 @@
 /* Sliding-window kernels: unfold2d (im2col) and its adjoint fold2d (col2im), over
- * x [N, C, H, W] <-> cols [N, C*KH*KW, OH*OW] or, batch inner, [C*KH*KW, N, OH*OW]. Each (n, c)
- * plane is independent: one plane is one call of a plane function, which writes (or reads) its
- * KH*KW rows of OH*OW entries at the layout's row stride, and large jobs spread planes over
- * threads (small ones stay out of OpenMP entirely: an `omp parallel if (false)` region still
- * builds a team).
+ * x [N, C, H, W] <-> cols [N, C*KH*KW, OH*OW] or, batch inner, [C*KH*KW, N, OH*OW]; and window
+ * sums x -> [N, C, OH, OW], whose adjoint is fold2d reading one row per plane for every window
+ * entry (shared rows, row stride 0). Each (n, c) plane is independent: one plane is one call of
+ * a plane function, which writes (or reads) its KH*KW rows of OH*OW entries at the layout's row
+ * stride, and large jobs spread planes over threads (small ones stay out of OpenMP entirely: an
+ * `omp parallel if (false)` region still builds a team).
  *
  * Ways through a plane. When output rows are short (OW below UNFOLD_ROW_MIN or FOLD_ROW_MIN:
  * the small images deep in MNIST- and CIFAR-sized nets) and the window has at most TABLE_MAX
@@ -19,6 +20,12 @@
  * more, gathered so that each piece of an input row sums its window entries in a register and is
  * stored once (at LeNet-5's second convolution 2.5x, an 8x8 3x3 one 3.1x, a 32x32 one 1.1x,
  * stride 2 on 32x32 1.9x; the kernels alone).
+ *
+ * With AVX-512, float folds of windows that do not overlap (pooling with stride = kernel) are
+ * one gather per 16 input positions from a table of the one entry each reads, and float window
+ * sums add each 16 outputs' window entries in a register: gathered from a window table for strided windows
+ * and short rows, else piece by piece from the rows (expanding loads for stride 1, two loads
+ * and a permutation for stride 2, gathers above).
  *
  * In the batch-inner layout, planes are visited channel by channel (n fastest): consecutive
  * planes then touch adjacent pieces of the same KH*KW rows of cols, which the prefetchers
@@ -85,8 +92,8 @@ static void valid_cols(const tg_kwindow *w, int64_t kw, int64_t *lo, int64_t *hi
     *hi = b;
 }
 
-/* dst[i] = src[i] (copy_run) or dst[i] += src[i] (add_run) for i < n in chunks of 16 with a
- * bound check, which GCC turns into masked vector loads and stores: a 10-wide row costs one
+/* dst[i] = src[i] (copy_run), dst[i] += src[i] (add_run) or dst[i] += src[i * stride]
+ * (strided_add_run) for i < n in chunks of 16 with a bound check, which GCC turns into masked vector loads and stores: a 10-wide row costs one
  * masked operation, not a memcpy call or a vector loop plus a scalar remainder. */
 #define RUNS(T)                                                                                \
     static inline void copy_run_##T(T *restrict dst, const T *restrict src, int64_t n) {     \
@@ -103,6 +110,15 @@ static void valid_cols(const tg_kwindow *w, int64_t kw, int64_t *lo, int64_t *hi
             _Pragma("omp simd")                                                               \
             for (int64_t i = 0; i < 16; i++)                                                  \
                 if (i < m) dst[at + i] += src[at + i];                                        \
+        }                                                                                     \
+    }                                                                                         \
+    static inline void strided_add_run_##T(T *restrict dst, const T *restrict src,            \
+                                           int64_t stride, int64_t n) {                       \
+        for (int64_t at = 0; at < n; at += 16) {                                              \
+            const int64_t m = n - at;                                                         \
+            _Pragma("omp simd") /* masked gathers */                                          \
+            for (int64_t i = 0; i < 16; i++)                                                  \
+                if (i < m) dst[at + i] += src[(at + i) * stride];                             \
         }                                                                                     \
     }
 RUNS(float)
@@ -162,6 +178,32 @@ RUNS(double)
             }                                                                                 \
     }
 
+/* plane [H, W] -> out [OH, OW] of one (n, c): each output the sum of its window's inputs, in
+ * (ki, kj) order, padding adding nothing. Each window entry adds to a whole output row at once,
+ * read with the row's stride. */
+#define SUM_PLANE(T)                                                                          \
+    static void sum_plane_##T(const tg_kwindow *w, const T *restrict plane, T *restrict out) { \
+        for (int64_t oy = 0; oy < w->oh; oy++) {                                              \
+            T *dst = out + oy * w->ow;                                                        \
+            for (int64_t ox = 0; ox < w->ow; ox++) dst[ox] = 0;                               \
+            for (int64_t ki = 0; ki < w->kh; ki++) {                                          \
+                const int64_t iy = oy * w->sh - w->ph + ki * w->dh;                           \
+                if (iy < 0 || iy >= w->h) continue;                                           \
+                const T *src = plane + iy * w->w;                                             \
+                for (int64_t kj = 0; kj < w->kw; kj++) {                                      \
+                    int64_t lo, hi;                                                           \
+                    valid_cols(w, kj, &lo, &hi);                                              \
+                    const int64_t coff = kj * w->dw - w->pw; /* iw = ox * sw + coff */        \
+                    if (w->sw == 1) {                                                         \
+                        add_run_##T(dst + lo, src + lo + coff, hi - lo);                      \
+                    } else {                                                                  \
+                        strided_add_run_##T(dst + lo, src + lo * w->sw + coff, w->sw, hi - lo); \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
 #ifdef __AVX512F__
 /* How window column kj meets a 16-wide piece of a row, for the AVX-512 plane functions: the
  * lanes that read a real element (padding and columns past the row's end excluded), and the
@@ -199,18 +241,18 @@ static void fold_pieces(const tg_kwindow *w, piece *table) {
         }
 }
 
-/* unfold with sw = 1: table[p*KW + kj] for every 16-wide piece p of an output row (OW) and
+/* unfold and window sums: table[p*KW + kj] for every 16-wide piece p of an output row (OW) and
  * every kj; lane i of piece p (output column ox = 16p + i) reads input column
- * ox - pw + kj*dw where that lies in [0, W). */
+ * ox*sw - pw + kj*dw where that lies in [0, W), `at` being the first lane's. */
 static void unfold_pieces(const tg_kwindow *w, piece *table) {
     for (int64_t ox0 = 0, p = 0; ox0 < w->ow; ox0 += 16, p++)
         for (int64_t kj = 0; kj < w->kw; kj++) {
-            const int64_t ix0 = ox0 - w->pw + kj * w->dw;
+            const int64_t ix0 = ox0 * w->sw - w->pw + kj * w->dw;
             uint32_t lanes = 0;
             for (int64_t i = 0; i < 16 && ox0 + i < w->ow; i++)
-                if (ix0 + i >= 0 && ix0 + i < w->w) lanes |= 1u << i;
-            table[p * w->kw + kj] =
-                (piece){.at = lanes ? ix0 + __builtin_ctz(lanes) : 0, .lanes = (__mmask16)lanes};
+                if (ix0 + i * w->sw >= 0 && ix0 + i * w->sw < w->w) lanes |= 1u << i;
+            table[p * w->kw + kj] = (piece){
+                .at = lanes ? ix0 + __builtin_ctz(lanes) * w->sw : 0, .lanes = (__mmask16)lanes};
         }
 }
 
@@ -276,6 +318,100 @@ static void fold_pieces_float(const tg_kwindow *w, const piece *table,
         }
     }
 }
+
+/* The elements of a row that piece e's lanes read with the row's stride, 0 in the other lanes:
+ * lane i reads line[e->at + (i - first) * stride], first being e's lowest lane. An expanding
+ * load for stride 1, two loads and a permutation for stride 2, else a gather with 32-bit
+ * offsets. */
+static inline __m512 strided_piece(const piece *e, const float *line, int64_t stride) {
+    const float *row = line + e->at;
+    if (stride == 1) return _mm512_maskz_expandloadu_ps(e->lanes, row);
+    const int first = __builtin_ctz(e->lanes), count = __builtin_popcount(e->lanes);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i at = _mm512_mullo_epi32(_mm512_sub_epi32(lane, _mm512_set1_epi32(first)),
+                                          _mm512_set1_epi32((int32_t)stride));
+    if (stride == 2) { /* columns 0, 2, .., 2 (count - 1) of the 32 in two vectors */
+        const uint32_t span = count >= 16 ? 0xffffffffu : (1u << (2 * count)) - 1;
+        const __m512 lo = _mm512_maskz_loadu_ps((__mmask16)(span & 0x5555u), row);
+        const __m512 hi = _mm512_maskz_loadu_ps((__mmask16)((span >> 16) & 0x5555u), row + 16);
+        return _mm512_maskz_permutex2var_ps(e->lanes, lo, at, hi);
+    }
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), e->lanes, at, row, 4);
+}
+
+/* fold of windows that do not overlap (each input position read by at most one window entry,
+ * as in pooling with stride = kernel): owner[i] = the offset k*rs + l in a plane's rows of the
+ * entry (k, l) that reads input position i, or -1. False when two entries read one position,
+ * or an offset would not fit 32 bits. Takes KH*KW*OH*OW <= TABLE_MAX. */
+static bool fold_owners(const tg_kwindow *w, int64_t rs, int32_t *owner) {
+    const int64_t kk = w->kh * w->kw, L = w->oh * w->ow, hw = w->h * w->w;
+    if ((kk - 1) * rs + L > INT32_MAX) return false;
+    int32_t table[kk * L];
+    window_table(w, table);
+    for (int64_t i = 0; i < hw; i++) owner[i] = -1;
+    for (int64_t k = 0; k < kk; k++)
+        for (int64_t l = 0; l < L; l++) {
+            const int32_t i = table[k * L + l];
+            if (i < 0) continue;
+            if (owner[i] >= 0) return false;
+            owner[i] = (int32_t)(k * rs + l);
+        }
+    return true;
+}
+
+/* rows of one (n, c) -> plane [H, W] (overwritten) through fold_owners' table: each 16 input
+ * positions are one masked gather (0 where no window reads) and one store. */
+static void fold_owned_float(int64_t hw, const int32_t *restrict owner, const float *restrict rows,
+                             float *restrict plane) {
+    for (int64_t i0 = 0; i0 < hw; i0 += 16) {
+        const __mmask16 in_plane = piece_lanes(hw - i0, 0);
+        const __m512i at = _mm512_maskz_loadu_epi32(in_plane, owner + i0);
+        const __mmask16 owned = _mm512_mask_cmpge_epi32_mask(in_plane, at, _mm512_setzero_si512());
+        _mm512_mask_storeu_ps(plane + i0, in_plane,
+                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), owned, at, rows, 4));
+    }
+}
+
+/* plane [H, W] -> out [OH*OW] of one (n, c), as sum_plane, from a window table (table[k*L + l]
+ * the plane offset entry (k, l) reads, -1 for padding): each 16 outputs add their KH*KW
+ * entries in a register, one masked gather each, and are stored once. */
+static void sum_table_float(int64_t kk, int64_t L, const int32_t *restrict table,
+                            const float *restrict plane, float *restrict out) {
+    for (int64_t l0 = 0; l0 < L; l0 += 16) {
+        const __mmask16 in_row = piece_lanes(L - l0, 0);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t k = 0; k < kk; k++) {
+            const __m512i at = _mm512_maskz_loadu_epi32(in_row, table + k * L + l0);
+            const __mmask16 lanes = _mm512_mask_cmpge_epi32_mask(in_row, at, _mm512_setzero_si512());
+            acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, at,
+                                                               plane, 4));
+        }
+        _mm512_mask_storeu_ps(out + l0, in_row, acc);
+    }
+}
+
+/* plane [H, W] -> out [OH, OW] of one (n, c), as sum_plane: each 16-wide piece of an output row
+ * adds its window's entries in a register (strided_piece, lanes and offsets from the table
+ * unfold_pieces builds) and is stored once; the gathers of strides above 2 take planes below
+ * 2^31 elements. */
+static void sum_plane_pieces_float(const tg_kwindow *w, const piece *table,
+                                   const float *restrict plane, float *restrict out) {
+    const int64_t pieces = pieces_in(w->ow);
+    for (int64_t oy = 0; oy < w->oh; oy++)
+        for (int64_t p = 0; p < pieces; p++) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t ki = 0; ki < w->kh; ki++) {
+                const int64_t iy = oy * w->sh - w->ph + ki * w->dh;
+                if (iy < 0 || iy >= w->h) continue;
+                const float *line = plane + iy * w->w;
+                for (int64_t kj = 0; kj < w->kw; kj++) {
+                    const piece *e = &table[p * w->kw + kj];
+                    if (e->lanes) acc = _mm512_add_ps(acc, strided_piece(e, line, w->sw));
+                }
+            }
+            _mm512_mask_storeu_ps(out + oy * w->ow + 16 * p, piece_lanes(w->ow, p), acc);
+        }
+}
 #endif
 
 UNFOLD_PLANE(float)
@@ -284,6 +420,8 @@ FOLD_PLANE(float)
 FOLD_PLANE(double)
 TABLE_PLANES(float)
 TABLE_PLANES(double)
+SUM_PLANE(float)
+SUM_PLANE(double)
 
 /* Runs the statement for every plane j in [0, N*C), on threads when the job is large. */
 #define FOR_PLANES(w, ...)                                                                    \
@@ -299,10 +437,15 @@ TABLE_PLANES(double)
 /* The j-th plane visited: where it starts in x, where its rows start in cols and the distance
  * between its rows. Layout [N, C*KH*KW, L]: plane j is (n, c) = (j / C, j % C), rows
  * contiguous. Batch inner, [C*KH*KW, N, L]: plane j is (n, c) = (j % N, j / N), channel by
- * channel, its rows N*L apart. */
+ * channel, its rows N*L apart. Shared rows, [N, C, L]: plane j is (j / C, j % C), its one row
+ * read for every window entry (distance 0). */
 static void plane_at(const tg_kwindow *w, int64_t j, int64_t *at, int64_t *start, int64_t *rs) {
     const int64_t kk = w->kh * w->kw, L = w->oh * w->ow;
-    if (w->batch_inner) {
+    if (w->shared_rows) {
+        *at = j * w->h * w->w;
+        *start = j * L;
+        *rs = 0;
+    } else if (w->batch_inner) {
         const int64_t n = j % w->n, c = j / w->n;
         *at = (n * w->c + c) * w->h * w->w;
         *start = (c * kk * w->n + n) * L;
@@ -370,6 +513,20 @@ void tg_k_unfold2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *cols,
 void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x) {
     const int64_t kk = w->kh * w->kw, L = w->oh * w->ow, hw = w->h * w->w;
 #ifdef __AVX512F__
+    /* windows that do not overlap (tried where the stride is at least the kernel): a gather
+     * per 16 positions (2x2 stride 2 on 28x28 planes 2x, on 10x10 2.8x, against the pieces
+     * and table paths) */
+    if (dt == TG_F32 && w->sh >= w->kh && w->sw >= w->kw && kk * L <= TABLE_MAX &&
+        hw <= TABLE_MAX) {
+        int64_t at0, start0, rs0;
+        plane_at(w, 0, &at0, &start0, &rs0);
+        int32_t owner[hw];
+        if (fold_owners(w, rs0, owner)) {
+            WINDOW_LOOP(fold_owned_float(hw, owner, (const float *)cols + start,
+                                         (float *)x + at));
+            return;
+        }
+    }
     /* strided folds of narrow planes: the table path is faster (a 6-wide plane 1.6x) */
     if (dt == TG_F32 && (w->sw == 1 || w->w >= FOLD_ROW_MIN) && pieces_fit(w->w, w->kw)) {
         piece table[pieces_in(w->w) * w->kw];
@@ -394,5 +551,33 @@ void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x) {
     } else {
         WINDOW_LOOP(fold_plane_double(w, (const double *)cols + start, rs,
                                       (double *)x + at));
+    }
+}
+
+void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y) {
+    const int64_t hw = w->h * w->w, L = w->oh * w->ow;
+#ifdef __AVX512F__
+    /* strided windows gather faster from a table than piece by piece (2x2 stride 2 on 28x28
+     * planes 1.4x, on 10x10 3.2x), stride 1 expands faster from rows of UNFOLD_ROW_MIN */
+    if (dt == TG_F32 && use_table(w, w->sw > 1 ? INT64_MAX : UNFOLD_ROW_MIN)) {
+        const int64_t kk = w->kh * w->kw;
+        int32_t table[kk * L];
+        window_table(w, table);
+        FOR_PLANES(w, { sum_table_float(kk, L, table, (const float *)x + j * hw, (float *)y + j * L); });
+        return;
+    }
+    if (dt == TG_F32 && hw <= INT32_MAX && pieces_fit(w->ow, w->kw)) {
+        piece table[pieces_in(w->ow) * w->kw];
+        unfold_pieces(w, table);
+        FOR_PLANES(w, {
+            sum_plane_pieces_float(w, table, (const float *)x + j * hw, (float *)y + j * L);
+        });
+        return;
+    }
+#endif
+    if (dt == TG_F32) {
+        FOR_PLANES(w, { sum_plane_float(w, (const float *)x + j * hw, (float *)y + j * L); });
+    } else {
+        FOR_PLANES(w, { sum_plane_double(w, (const double *)x + j * hw, (double *)y + j * L); });
     }
 }

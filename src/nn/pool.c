@@ -1,8 +1,9 @@
 /* Pooling and resampling of [N, C, H, W] composed from primitives, with their layer objects:
- * max and average pooling as unfold followed by max or sum over the window axis; adaptive
- * average pooling and bilinear upsampling as two GEMMs with constant matrices (rows of
- * averaging or interpolation weights, one per output row and column); nearest upsampling as
- * index_select along H and then W. Output sizes and source positions follow PyTorch 1.13. */
+ * max pooling as unfold followed by max over the window axis, average pooling as window sums
+ * divided by the window sizes; adaptive average pooling and bilinear upsampling as two GEMMs
+ * with constant matrices (rows of averaging or interpolation weights, one per output row and
+ * column); nearest upsampling as index_select along H and then W. Output sizes and source
+ * positions follow PyTorch 1.13. */
 #include <math.h>
 #include <stdio.h>
 
@@ -117,15 +118,19 @@ static bool pool_geometry_of(tg_tape *tp, const char *op, const tg_tensor *x,
     return true;
 }
 
-/* The windows of x: [N, C, H, W] -> [N, C, KH*KW, OH*OW], padding (and ceil_mode's extra
- * room) reading pad_value. */
-static tg_tensor *pool_windows(tg_tape *tp, tg_tensor *x, const pool_geometry *g,
-                               double pad_value) {
-    if (g->extra_h || g->extra_w)
-        x = tg_pad(tp, x, (int64_t[]){0, 0, 0, 0, 0, g->extra_h, 0, g->extra_w}, pad_value);
+/* x with ceil_mode's extra rows and columns after the bottom and right (reading value), or x
+ * itself when there are none. */
+static tg_tensor *ceil_room(tg_tape *tp, tg_tensor *x, const pool_geometry *g, double value) {
+    if (!g->extra_h && !g->extra_w) return x;
+    return tg_pad(tp, x, (int64_t[]){0, 0, 0, 0, 0, g->extra_h, 0, g->extra_w}, value);
+}
+
+/* The windows of x for max pooling: [N, C, H, W] -> [N, C, KH*KW, OH*OW], padding (and
+ * ceil_mode's extra room) reading -inf. */
+static tg_tensor *pool_windows(tg_tape *tp, tg_tensor *x, const pool_geometry *g) {
     tg_window2d win = g->win;
-    win.pad_value = pad_value;
-    tg_tensor *cols = tg_unfold2d(tp, x, &win);
+    win.pad_value = -INFINITY;
+    tg_tensor *cols = tg_unfold2d(tp, ceil_room(tp, x, g, -INFINITY), &win);
     if (!cols) return NULL;
     return tg_reshape(tp, cols, 4, (int64_t[]){cols->shape[0], cols->shape[1] /
                                                (win.kernel_h * win.kernel_w),
@@ -137,7 +142,7 @@ static tg_tensor *pool_windows(tg_tape *tp, tg_tensor *x, const pool_geometry *g
 tg_tensor *tg_max_pool2d(tg_tape *tp, tg_tensor *x, const tg_pool2d_opts *opts) {
     pool_geometry g;
     if (!pool_geometry_of(tp, "max_pool2d", x, opts, true, &g)) return NULL;
-    tg_tensor *m = tg_max(tp, pool_windows(tp, x, &g, -INFINITY), (int[]){2}, 1, false);
+    tg_tensor *m = tg_max(tp, pool_windows(tp, x, &g), (int[]){2}, 1, false);
     return tg_reshape(tp, m, 4, (int64_t[]){x->shape[0], x->shape[1], g.out_h, g.out_w});
 }
 
@@ -154,23 +159,27 @@ static double avg_divisor(int64_t i, int64_t in, int64_t kernel, int64_t stride,
     return (double)(end - start);
 }
 
-/* x: [N, C, H, W] -> windows [N, C, KK, L] (padding 0) -> sum over KK -> [N, C, OH, OW],
- * divided by a constant [OH, OW] of window sizes. */
+/* The divisor of average pooling at output (i, j) of x. */
+static double avg_size(const tg_tensor *x, const tg_pool2d_opts *o, int64_t i, int64_t j) {
+    return avg_divisor(i, x->shape[2], o->kernel_h, o->stride_h, o->pad_h, o->count_include_pad) *
+           avg_divisor(j, x->shape[3], o->kernel_w, o->stride_w, o->pad_w, o->count_include_pad);
+}
+
+/* x: [N, C, H, W] -> window sums [N, C, OH, OW] (padding adds nothing), divided by the window
+ * size, or by a constant [OH, OW] of the sizes where windows are clipped. */
 tg_tensor *tg_avg_pool2d(tg_tape *tp, tg_tensor *x, const tg_pool2d_opts *opts) {
     pool_geometry g;
     if (!pool_geometry_of(tp, "avg_pool2d", x, opts, false, &g)) return NULL;
+    const double whole = (double)(opts->kernel_h * opts->kernel_w);
+    bool uniform = true;
+    for (int64_t i = 0; i < g.out_h; i++)
+        for (int64_t j = 0; j < g.out_w; j++) uniform &= avg_size(x, opts, i, j) == whole;
+    tg_tensor *s = tg_window_sum2d(tp, ceil_room(tp, x, &g, 0.0), &g.win);
+    if (uniform) return tg_div_scalar(tp, s, whole);
     void *d;
     tg_tensor *div = constant_matrix(tp, x->dtype, g.out_h, g.out_w, &d);
-    for (int64_t i = 0; div && i < g.out_h; i++) {
-        double rows = avg_divisor(i, x->shape[2], opts->kernel_h, opts->stride_h, opts->pad_h,
-                                  opts->count_include_pad);
-        for (int64_t j = 0; j < g.out_w; j++)
-            matrix_add(div, d, i, j, rows * avg_divisor(j, x->shape[3], opts->kernel_w,
-                                                        opts->stride_w, opts->pad_w,
-                                                        opts->count_include_pad));
-    }
-    tg_tensor *s = tg_sum(tp, pool_windows(tp, x, &g, 0.0), (int[]){2}, 1, false);
-    s = tg_reshape(tp, s, 4, (int64_t[]){x->shape[0], x->shape[1], g.out_h, g.out_w});
+    for (int64_t i = 0; div && i < g.out_h; i++)
+        for (int64_t j = 0; j < g.out_w; j++) matrix_add(div, d, i, j, avg_size(x, opts, i, j));
     return tg_div(tp, s, div);
 }
 

@@ -1,7 +1,10 @@
-/* Sliding-window primitives: unfold2d (im2col) and fold2d (col2im), each the other's VJP. With
- * cols laid out [N, C*KH*KW, OH*OW], pooling is a reduction over the middle axis; laid out
- * [C*KH*KW, N, OH*OW] (batch inner), a convolution is one GEMM against the weights viewed as
- * [OC, C*KH*KW] for the whole batch. */
+/* Sliding-window primitives: unfold2d (im2col) and fold2d (col2im), each the other's VJP, and
+ * window_sum2d and window_spread2d, likewise. With cols laid out [N, C*KH*KW, OH*OW], max
+ * pooling is a reduction over the middle axis; laid out [C*KH*KW, N, OH*OW] (batch inner), a
+ * convolution is one GEMM against the weights viewed as [OC, C*KH*KW] for the whole batch.
+ * window_sum2d is unfold2d followed by a sum over the window axis in one pass, without writing
+ * the KH*KW times larger cols (average pooling; its backward the matching fold of the
+ * gradient, repeated for every window entry, is window_spread2d). */
 #include "ops/op.h"
 
 int64_t tg_window2d_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
@@ -111,4 +114,78 @@ tg_tensor *tg_fold2d(tg_tape *tp, tg_tensor *cols, int64_t height, int64_t width
     tg_k_fold2d(cols->dtype, &k, cols->data, x->data);
     window_params p = {*win};
     return tg_record(tp, &fold2d_op, x, 1, &cols, &p, sizeof p) ? x : NULL;
+}
+
+static void window_sum2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need,
+                             tg_tensor **gin) {
+    (void)need;
+    const tg_tensor *x = TG_IN(n, 0);
+    gin[0] = tg_window_spread2d(tp, g, x->shape[2], x->shape[3],
+                                &TG_PARAMS(n, window_params)->win);
+}
+static void window_spread2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, const bool *need,
+                                tg_tensor **gin) {
+    (void)need;
+    gin[0] = tg_window_sum2d(tp, g, &TG_PARAMS(n, window_params)->win);
+}
+static const tg_op window_sum2d_op = {"window_sum2d", window_sum2d_vjp},
+                   window_spread2d_op = {"window_spread2d", window_spread2d_vjp};
+
+/* win reads padding as 0 and has the [N, C, ...] layout (window sums have no cols); else an
+ * error naming op and its input `in`. */
+static bool plain_window(tg_tape *tp, const char *op, const tg_tensor *in, const tg_window2d *win) {
+    if (win && (win->pad_value != 0.0 || win->batch_inner)) {
+        tg_fail(tp, "%s: padding adds nothing to a window sum and there are no cols to lay out: "
+                    "pad_value must be 0 and batch_inner false (got %g, %s; input %s)", op,
+                win->pad_value, win->batch_inner ? "true" : "false", TG_SHAPE_STR(in));
+        return false;
+    }
+    return true;
+}
+
+tg_tensor *tg_window_sum2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
+    if (!tg_op_begin(tp, "window_sum2d", 1, &x) || !tg_op_same_float(tp, "window_sum2d", 1, &x))
+        return NULL;
+    if (x->ndim != 4) {
+        tg_fail(tp, "window_sum2d: input must be [N, C, H, W], got %s", TG_SHAPE_STR(x));
+        return NULL;
+    }
+    tg_kwindow k;
+    if (!plain_window(tp, "window_sum2d", x, win) ||
+        !describe(tp, "window_sum2d", x, win, x->shape[0], x->shape[1], x->shape[2],
+                  x->shape[3], &k))
+        return NULL;
+    tg_tensor *y = tg_tensor_alloc(tp, x->dtype, 4, (int64_t[]){k.n, k.c, k.oh, k.ow});
+    if (!y) return NULL;
+    tg_k_window_sum2d(x->dtype, &k, x->data, y->data);
+    window_params p = {*win};
+    return tg_record(tp, &window_sum2d_op, y, 1, &x, &p, sizeof p) ? y : NULL;
+}
+
+tg_tensor *tg_window_spread2d(tg_tape *tp, tg_tensor *y, int64_t height, int64_t width,
+                              const tg_window2d *win) {
+    if (!tg_op_begin(tp, "window_spread2d", 1, &y) ||
+        !tg_op_same_float(tp, "window_spread2d", 1, &y))
+        return NULL;
+    if (y->ndim != 4 || height < 1 || width < 1) {
+        tg_fail(tp, "window_spread2d: needs y [N, C, OH, OW] and a positive output size, got y "
+                    "%s to %lldx%lld", TG_SHAPE_STR(y), (long long)height, (long long)width);
+        return NULL;
+    }
+    tg_kwindow k;
+    if (!plain_window(tp, "window_spread2d", y, win) ||
+        !describe(tp, "window_spread2d", y, win, y->shape[0], y->shape[1], height, width, &k))
+        return NULL;
+    if (k.oh != y->shape[2] || k.ow != y->shape[3]) {
+        tg_fail(tp, "window_spread2d: y %s does not match the %lldx%lld windows of a %lldx%lld "
+                    "output", TG_SHAPE_STR(y), (long long)k.oh, (long long)k.ow,
+                (long long)height, (long long)width);
+        return NULL;
+    }
+    k.shared_rows = true;
+    tg_tensor *x = tg_tensor_alloc(tp, y->dtype, 4, (int64_t[]){k.n, k.c, height, width});
+    if (!x) return NULL;
+    tg_k_fold2d(y->dtype, &k, y->data, x->data);
+    window_params p = {*win};
+    return tg_record(tp, &window_spread2d_op, x, 1, &y, &p, sizeof p) ? x : NULL;
 }
