@@ -315,6 +315,11 @@ tg_tensor *tg_window_sum2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win);
  * window_sum2d and the other way round. */
 tg_tensor *tg_window_spread2d(tg_tape *tp, tg_tensor *y, int64_t height, int64_t width,
                               const tg_window2d *win);
+/* x: [N, C, H, W] -> int64 [N, C, OH, OW]: where each window's first maximum lies (its first
+ * NaN, if any), as the offset iy*W + ix in its [H, W] plane; padding is never chosen, and a
+ * window that holds padding alone gets -1 (win->pad_value must be 0 or -INFINITY, and
+ * win->batch_inner false). Not differentiable: max pooling gathers x at these offsets. */
+tg_tensor *tg_window_argmax2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win);
 
 /* ---------------------------------------------------------------------------------------------
  * Finite-difference gradient checking (float64)

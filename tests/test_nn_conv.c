@@ -509,6 +509,30 @@ START_TEST(test_max_pool_ties) {
 }
 END_TEST
 
+/* A dilated window can hold padding alone: its maximum is -inf (PyTorch's too) and it passes no
+ * gradient. Kernel 2 with dilation 3 and padding 1 reads rows -1 and 2 of a 2-row input. */
+START_TEST(test_max_pool_padding_alone) {
+    double v[8] = {1, 2, 3, 4, /**/ 5, 6, 7, 8};
+    tg_tensor *x = tg_tensor_from(NULL, TG_F64, 4, (int64_t[]){1, 1, 2, 4}, v);
+    ck_assert_int_eq(tg_set_requires_grad(x, true), 0);
+    tg_tape *tp = tg_tape_new();
+    tg_pool2d_opts o = tg_pool2d_defaults(2, 2);
+    o.stride_h = o.stride_w = 1;
+    o.pad_h = o.pad_w = 1;
+    o.dilation_h = o.dilation_w = 3;
+    tg_tensor *y = tg_max_pool2d(tp, x, &o);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(tg_tensor_dim(y, 2), 1);
+    ck_assert_int_eq(tg_tensor_dim(y, 3), 3);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(tg_tensor_get(y, i), -INFINITY);
+    tg_tensor *finite = tg_clamp(tp, y, -10, 10);
+    ck_assert_int_eq(tg_backward(tp, tg_sum(tp, finite, NULL, 0, false), NULL), 0);
+    for (int i = 0; i < 8; i++) ck_assert_double_eq(tg_tensor_get(tg_tensor_grad(x), i), 0.0);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+}
+END_TEST
+
 /* Each call fails with NULL and a message naming the op; a NULL input keeps the first error. */
 START_TEST(test_errors) {
     tg_rng *rng = tg_rng_new(17);
@@ -677,6 +701,7 @@ static Suite *conv_suite(void) {
     tcase_add_test(misc, test_defaults);
     tcase_add_test(misc, test_transpose_is_adjoint);
     tcase_add_test(misc, test_max_pool_ties);
+    tcase_add_test(misc, test_max_pool_padding_alone);
     tcase_add_test(misc, test_errors);
     suite_add_tcase(s, misc);
     return s;

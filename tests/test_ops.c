@@ -1186,6 +1186,50 @@ START_TEST(test_window_sums) {
 }
 END_TEST
 
+/* window_argmax2d gives the offset of each window's first maximum (its first NaN, if any) in
+ * the plane; padding is never chosen, and a window of padding alone gets -1. */
+START_TEST(test_window_argmax) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = F64(tp, DIMS(1, 1, 3, 3), VALS(1, 5, 2, 5, 3, NAN, 4, 0, 6));
+    tg_window2d k2 = window(2, 2, 1, 1, 0, 0, 1, 1, 0.0);
+    EXPECT(tp, tg_window_argmax2d(tp, x, &k2), DIMS(1, 1, 2, 2), VALS(1, 5, 3, 5));
+    tg_tensor *neg = F64(tp, DIMS(1, 1, 2, 2), VALS(-1, -2, -3, -4));
+    tg_window2d padded = window(2, 2, 2, 2, 1, 1, 1, 1, 0.0);
+    EXPECT(tp, tg_window_argmax2d(tp, neg, &padded), DIMS(1, 1, 2, 2), VALS(0, 1, 2, 3));
+    tg_window2d outside = window(2, 2, 1, 1, 1, 1, 3, 3, -INFINITY); /* reads rows -1 and 2 */
+    EXPECT(tp, tg_window_argmax2d(tp, neg, &outside), DIMS(1, 1, 1, 1), VALS(-1));
+    tg_tape_free(tp);
+
+    /* float takes the same offsets through every path (tables, pieces of stride 1, 2 and 3),
+     * on small integers with many ties, a few NaN and runs of -inf */
+    const struct {
+        int64_t h, w;
+        tg_window2d win;
+    } cases[] = {
+        {3, 3, window(2, 2, 1, 1, 0, 0, 1, 1, 0.0)},
+        {10, 12, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},
+        {20, 100, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},
+        {40, 300, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},
+        {64, 200, window(3, 3, 2, 3, 1, 1, 1, 1, 0.0)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tp = tg_tape_new();
+        const int64_t n = cases[i].h * cases[i].w;
+        tg_tensor *x64 = tg_zeros(tp, TG_F64, DIMS(1, 1, cases[i].h, cases[i].w));
+        double *v = tg_tensor_data_mut(x64);
+        for (int64_t k = 0; k < n; k++)
+            v[k] = k % 97 == 5 || k % 97 == 6 ? NAN
+                   : k % 31 < 3                 ? -INFINITY
+                                                : (double)(k * 7 % 5);
+        tg_tensor *x32 = to_f32(x64);
+        expect_identical(tg_window_argmax2d(tp, x32, &cases[i].win),
+                         tg_window_argmax2d(tp, x64, &cases[i].win), "window_argmax2d f32");
+        tg_tensor_free(x32);
+        tg_tape_free(tp);
+    }
+}
+END_TEST
+
 /* The batch-inner layout [C*KH*KW, N, L] is the standard [N, C*KH*KW, L] with the first two
  * axes swapped, for unfold and fold, in both dtypes, on windows with short output rows (the
  * table path) and long ones (the row path), strided, padded and dilated. */
@@ -1231,7 +1275,8 @@ END_TEST
  * float path of the kernels (tables, rows, 16-wide pieces: rows narrower than a piece, one
  * piece, several and a partial one, stride 1 to 3 either way, padding wider than a stride,
  * dilation; windows that tile), in both layouts: unfold copies exactly, fold sums within
- * rounding; so do window sums and their spreads, where the padding reads 0. */
+ * rounding; so do window sums and their spreads, and window maxima are the same values, where
+ * the padding reads 0. */
 START_TEST(test_window_f32_paths) {
     const struct {
         int64_t h, w;
@@ -1251,6 +1296,7 @@ START_TEST(test_window_f32_paths) {
         {10, 10, window(2, 2, 2, 2, 0, 0, 1, 1, 0.0)},
         {40, 300, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},  /* pieces, not tables, of stride 2 */
         {64, 200, window(3, 3, 2, 3, 1, 1, 1, 1, 0.0)},  /* and of stride 3 */
+        {20, 100, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},  /* window maxima in pieces */
     };
     tg_rng *rng = tg_rng_new(12);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
@@ -1281,6 +1327,23 @@ START_TEST(test_window_f32_paths) {
                              tg_window_spread2d(tp, y32, cases[i].h, cases[i].w, &win),
                              tg_window_spread2d(tp, y64, cases[i].h, cases[i].w, &win));
                 tg_tensor_free(y32);
+                /* the maxima found in f32 are those of f64 (offsets may differ on ties that
+                 * rounding to float made) */
+                tg_tensor *at64 = tg_window_argmax2d(tp, x64, &win);
+                tg_tensor *at32 = tg_window_argmax2d(tp, x32, &win);
+                const int64_t plane = cases[i].h * cases[i].w, outs = tg_tensor_numel(at64),
+                              per_plane = outs / 6;
+                for (int64_t o = 0; o < outs; o++) {
+                    const int64_t a64 = (int64_t)tg_tensor_get(at64, o);
+                    const int64_t a32 = (int64_t)tg_tensor_get(at32, o);
+                    const int64_t base = o / per_plane * plane;
+                    ck_assert_msg(a64 >= 0 && a32 >= 0 &&
+                                      (float)tg_tensor_get(x64, base + a64) ==
+                                          (float)tg_tensor_get(x32, base + a32),
+                                  "case %zu: window_argmax2d output %lld: f64 offset %lld, f32 "
+                                  "offset %lld", i, (long long)o, (long long)a64,
+                                  (long long)a32);
+                }
             }
             tg_tensor_free(x32);
             tg_tensor_free(g32);
@@ -1509,6 +1572,12 @@ START_TEST(test_errors_indices_windows) {
     EXPECT_FAIL(tp, tg_window_spread2d(tp, x, 3, 3, &k2), "window_spread2d", "[2, 3]");
     EXPECT_FAIL(tp, tg_window_spread2d(tp, sums, 3, 3, NULL), "window_spread2d",
                 "[1, 2, 2, 2]");
+    EXPECT_FAIL(tp, tg_window_argmax2d(tp, img, &bad[1]), "window_argmax2d", "[1, 2, 3, 3]");
+    EXPECT_FAIL(tp, tg_window_argmax2d(tp, img, NULL), "window_argmax2d", "[1, 2, 3, 3]");
+    EXPECT_FAIL(tp, tg_window_argmax2d(tp, x, &k2), "window_argmax2d", "[2, 3]");
+    EXPECT_FAIL(tp, tg_window_argmax2d(tp, img, &inner), "window_argmax2d", "batch_inner");
+    tg_window2d one = window(2, 2, 1, 1, 0, 0, 1, 1, 1.0);
+    EXPECT_FAIL(tp, tg_window_argmax2d(tp, img, &one), "window_argmax2d", "pad_value", "-inf");
     tg_tape_free(tp);
 }
 END_TEST
@@ -1855,6 +1924,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_window_forward);
     tcase_add_test(tc, test_window_grad);
     tcase_add_test(tc, test_window_sums);
+    tcase_add_test(tc, test_window_argmax);
     tcase_add_test(tc, test_window_batch_inner);
     tcase_add_test(tc, test_window_f32_paths);
     suite_add_tcase(s, tc);

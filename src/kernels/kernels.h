@@ -132,5 +132,9 @@ void tg_k_fold2d(tg_dtype dt, const tg_kwindow *w, const void *cols, void *x);
  * adding nothing (w->batch_inner and w->shared_rows unused). Its adjoint is tg_k_fold2d with
  * w->shared_rows. */
 void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y);
+/* x [N, C, H, W] -> idx [N, C, OH, OW]: where each window's first maximum (or first NaN) lies,
+ * as the offset iy*W + ix in its plane; padding is never chosen, and a window of padding alone
+ * gets -1 (w->batch_inner and w->shared_rows unused). */
+void tg_k_window_argmax2d(tg_dtype dt, const tg_kwindow *w, const void *x, int64_t *idx);
 
 #endif

@@ -22,10 +22,11 @@
  * stride 2 on 32x32 1.9x; the kernels alone).
  *
  * With AVX-512, float folds of windows that do not overlap (pooling with stride = kernel) are
- * one gather per 16 input positions from a table of the one entry each reads, and float window
- * sums add each 16 outputs' window entries in a register: gathered from a window table for strided windows
- * and short rows, else piece by piece from the rows (expanding loads for stride 1, two loads
- * and a permutation for stride 2, gathers above).
+ * one gather per 16 input positions from a table of the one entry each reads. Float window sums
+ * and maxima keep each 16 outputs' running sum (or maximum and its offset) in registers: window
+ * entries gathered from a window table for strided windows and short rows; else, for sums,
+ * piece by piece from the rows (expanding loads for stride 1, two loads and a permutation for
+ * stride 2, gathers above), and for maxima one output at a time.
  *
  * In the batch-inner layout, planes are visited channel by channel (n fastest): consecutive
  * planes then touch adjacent pieces of the same KH*KW rows of cols, which the prefetchers
@@ -93,8 +94,9 @@ static void valid_cols(const tg_kwindow *w, int64_t kw, int64_t *lo, int64_t *hi
 }
 
 /* dst[i] = src[i] (copy_run), dst[i] += src[i] (add_run) or dst[i] += src[i * stride]
- * (strided_add_run) for i < n in chunks of 16 with a bound check, which GCC turns into masked vector loads and stores: a 10-wide row costs one
- * masked operation, not a memcpy call or a vector loop plus a scalar remainder. */
+ * (strided_add_run) for i < n in chunks of 16 with a bound check, which GCC turns into masked
+ * vector loads and stores: a 10-wide row costs one masked operation, not a memcpy call or a
+ * vector loop plus a scalar remainder. */
 #define RUNS(T)                                                                                \
     static inline void copy_run_##T(T *restrict dst, const T *restrict src, int64_t n) {     \
         for (int64_t at = 0; at < n; at += 16) {                                              \
@@ -202,6 +204,32 @@ RUNS(double)
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
+    }
+
+/* plane [H, W] -> idx [OH, OW] of one (n, c): each window's first maximum or first NaN in
+ * (ki, kj) order, as an offset in the plane; -1 where the window holds padding alone. */
+#define ARGMAX_PLANE(T)                                                                       \
+    static void argmax_plane_##T(const tg_kwindow *w, const T *restrict plane,                \
+                                 int64_t *restrict idx) {                                     \
+        for (int64_t oy = 0; oy < w->oh; oy++)                                                \
+            for (int64_t ox = 0; ox < w->ow; ox++) {                                          \
+                int64_t at = -1;                                                              \
+                T best = 0;                                                                   \
+                for (int64_t ki = 0; ki < w->kh; ki++) {                                      \
+                    const int64_t iy = oy * w->sh - w->ph + ki * w->dh;                       \
+                    if (iy < 0 || iy >= w->h) continue;                                       \
+                    for (int64_t kj = 0; kj < w->kw; kj++) {                                  \
+                        const int64_t ix = ox * w->sw - w->pw + kj * w->dw;                   \
+                        if (ix < 0 || ix >= w->w) continue;                                   \
+                        const T v = plane[iy * w->w + ix];                                    \
+                        /* selects, not a branch: which entry wins is data, unpredictable */  \
+                        const bool take = at < 0 || (best == best && (v > best || v != v));   \
+                        best = take ? v : best;                                               \
+                        at = take ? iy * w->w + ix : at;                                      \
+                    }                                                                         \
+                }                                                                             \
+                idx[oy * w->ow + ox] = at;                                                    \
+            }                                                                                 \
     }
 
 #ifdef __AVX512F__
@@ -382,11 +410,46 @@ static void sum_table_float(int64_t kk, int64_t L, const int32_t *restrict table
         __m512 acc = _mm512_setzero_ps();
         for (int64_t k = 0; k < kk; k++) {
             const __m512i at = _mm512_maskz_loadu_epi32(in_row, table + k * L + l0);
-            const __mmask16 lanes = _mm512_mask_cmpge_epi32_mask(in_row, at, _mm512_setzero_si512());
+            const __mmask16 lanes =
+                _mm512_mask_cmpge_epi32_mask(in_row, at, _mm512_setzero_si512());
             acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, at,
                                                                plane, 4));
         }
         _mm512_mask_storeu_ps(out + l0, in_row, acc);
+    }
+}
+
+/* dst[i] = at[i] widened to 64 bits, for the lanes in `lanes`. */
+static inline void store_offsets(int64_t *dst, __mmask16 lanes, __m512i at) {
+    _mm512_mask_storeu_epi64(dst, (__mmask8)lanes,
+                             _mm512_cvtepi32_epi64(_mm512_castsi512_si256(at)));
+    _mm512_mask_storeu_epi64(dst + 8, (__mmask8)(lanes >> 8),
+                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(at, 1)));
+}
+
+/* plane [H, W] -> idx [OH*OW] of one (n, c), as argmax_plane, from a window table: each 16
+ * outputs keep their running maximum and its offset in registers over the KH*KW entries (one
+ * masked gather each) and are stored once. */
+static void argmax_table_float(int64_t kk, int64_t L, const int32_t *restrict table,
+                               const float *restrict plane, int64_t *restrict idx) {
+    for (int64_t l0 = 0; l0 < L; l0 += 16) {
+        const __mmask16 in_row = piece_lanes(L - l0, 0);
+        __m512 best = _mm512_setzero_ps();
+        __m512i at = _mm512_set1_epi32(-1);
+        __mmask16 seen = 0;
+        for (int64_t k = 0; k < kk; k++) {
+            const __m512i t = _mm512_maskz_loadu_epi32(in_row, table + k * L + l0);
+            const __mmask16 real = _mm512_mask_cmpge_epi32_mask(in_row, t, _mm512_setzero_si512());
+            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), real, t, plane, 4);
+            const __mmask16 better = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                                     _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            const __mmask16 take =
+                real & (~seen | (_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q) & better));
+            best = _mm512_mask_mov_ps(best, take, v);
+            at = _mm512_mask_mov_epi32(at, take, t);
+            seen |= real;
+        }
+        store_offsets(idx + l0, in_row, at);
     }
 }
 
@@ -412,6 +475,45 @@ static void sum_plane_pieces_float(const tg_kwindow *w, const piece *table,
             _mm512_mask_storeu_ps(out + oy * w->ow + 16 * p, piece_lanes(w->ow, p), acc);
         }
 }
+
+/* plane [H, W] -> idx [OH, OW] of one (n, c), as argmax_plane: each 16-wide piece of an output
+ * row keeps its running maximum and offset in registers over the window's entries
+ * (strided_piece, from the table unfold_pieces builds) and is stored once. Offsets are 32-bit:
+ * planes below 2^31 elements. */
+static void argmax_plane_pieces_float(const tg_kwindow *w, const piece *table,
+                                      const float *restrict plane, int64_t *restrict idx) {
+    const int64_t pieces = pieces_in(w->ow);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int32_t)w->sw));
+    for (int64_t oy = 0; oy < w->oh; oy++)
+        for (int64_t p = 0; p < pieces; p++) {
+            __m512 best = _mm512_setzero_ps();
+            __m512i at = _mm512_set1_epi32(-1);
+            __mmask16 seen = 0;
+            for (int64_t ki = 0; ki < w->kh; ki++) {
+                const int64_t iy = oy * w->sh - w->ph + ki * w->dh;
+                if (iy < 0 || iy >= w->h) continue;
+                const float *line = plane + iy * w->w;
+                for (int64_t kj = 0; kj < w->kw; kj++) {
+                    const piece *e = &table[p * w->kw + kj];
+                    if (!e->lanes) continue;
+                    const __m512 v = strided_piece(e, line, w->sw);
+                    /* lane i reads offset iy*W + at + (i - first) * sw */
+                    const int64_t first = __builtin_ctz(e->lanes);
+                    const __m512i pos = _mm512_add_epi32(
+                        step, _mm512_set1_epi32((int32_t)(iy * w->w + e->at - first * w->sw)));
+                    const __mmask16 better = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                                             _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    const __mmask16 take =
+                        e->lanes & (~seen | (_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q) & better));
+                    best = _mm512_mask_mov_ps(best, take, v);
+                    at = _mm512_mask_mov_epi32(at, take, pos);
+                    seen |= e->lanes;
+                }
+            }
+            store_offsets(idx + oy * w->ow + 16 * p, piece_lanes(w->ow, p), at);
+        }
+}
 #endif
 
 UNFOLD_PLANE(float)
@@ -422,6 +524,8 @@ TABLE_PLANES(float)
 TABLE_PLANES(double)
 SUM_PLANE(float)
 SUM_PLANE(double)
+ARGMAX_PLANE(float)
+ARGMAX_PLANE(double)
 
 /* Runs the statement for every plane j in [0, N*C), on threads when the job is large. */
 #define FOR_PLANES(w, ...)                                                                    \
@@ -563,7 +667,9 @@ void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y)
         const int64_t kk = w->kh * w->kw;
         int32_t table[kk * L];
         window_table(w, table);
-        FOR_PLANES(w, { sum_table_float(kk, L, table, (const float *)x + j * hw, (float *)y + j * L); });
+        FOR_PLANES(w, {
+            sum_table_float(kk, L, table, (const float *)x + j * hw, (float *)y + j * L);
+        });
         return;
     }
     if (dt == TG_F32 && hw <= INT32_MAX && pieces_fit(w->ow, w->kw)) {
@@ -578,6 +684,36 @@ void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y)
     if (dt == TG_F32) {
         FOR_PLANES(w, { sum_plane_float(w, (const float *)x + j * hw, (float *)y + j * L); });
     } else {
-        FOR_PLANES(w, { sum_plane_double(w, (const double *)x + j * hw, (double *)y + j * L); });
+        FOR_PLANES(w, {
+            sum_plane_double(w, (const double *)x + j * hw, (double *)y + j * L);
+        });
+    }
+}
+
+void tg_k_window_argmax2d(tg_dtype dt, const tg_kwindow *w, const void *x, int64_t *idx) {
+    const int64_t hw = w->h * w->w, L = w->oh * w->ow;
+#ifdef __AVX512F__
+    if (dt == TG_F32 && use_table(w, INT64_MAX)) {
+        const int64_t kk = w->kh * w->kw;
+        int32_t table[kk * L];
+        window_table(w, table);
+        FOR_PLANES(w, {
+            argmax_table_float(kk, L, table, (const float *)x + j * hw, idx + j * L);
+        });
+        return;
+    }
+    if (dt == TG_F32 && hw <= INT32_MAX && pieces_fit(w->ow, w->kw)) {
+        piece table[pieces_in(w->ow) * w->kw];
+        unfold_pieces(w, table);
+        FOR_PLANES(w, {
+            argmax_plane_pieces_float(w, table, (const float *)x + j * hw, idx + j * L);
+        });
+        return;
+    }
+#endif
+    if (dt == TG_F32) {
+        FOR_PLANES(w, { argmax_plane_float(w, (const float *)x + j * hw, idx + j * L); });
+    } else {
+        FOR_PLANES(w, { argmax_plane_double(w, (const double *)x + j * hw, idx + j * L); });
     }
 }

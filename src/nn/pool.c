@@ -1,6 +1,6 @@
 /* Pooling and resampling of [N, C, H, W] composed from primitives, with their layer objects:
- * max pooling as unfold followed by max over the window axis, average pooling as window sums
- * divided by the window sizes; adaptive average pooling and bilinear upsampling as two GEMMs
+ * max pooling as a gather at each window's maximum, average pooling as window sums divided by
+ * the window sizes; adaptive average pooling and bilinear upsampling as two GEMMs
  * with constant matrices (rows of averaging or interpolation weights, one per output row and
  * column); nearest upsampling as index_select along H and then W. Output sizes and source
  * positions follow PyTorch 1.13. */
@@ -125,25 +125,45 @@ static tg_tensor *ceil_room(tg_tape *tp, tg_tensor *x, const pool_geometry *g, d
     return tg_pad(tp, x, (int64_t[]){0, 0, 0, 0, 0, g->extra_h, 0, g->extra_w}, value);
 }
 
-/* The windows of x for max pooling: [N, C, H, W] -> [N, C, KH*KW, OH*OW], padding (and
- * ceil_mode's extra room) reading -inf. */
-static tg_tensor *pool_windows(tg_tape *tp, tg_tensor *x, const pool_geometry *g) {
-    tg_window2d win = g->win;
-    win.pad_value = -INFINITY;
-    tg_tensor *cols = tg_unfold2d(tp, ceil_room(tp, x, g, -INFINITY), &win);
-    if (!cols) return NULL;
-    return tg_reshape(tp, cols, 4, (int64_t[]){cols->shape[0], cols->shape[1] /
-                                               (win.kernel_h * win.kernel_w),
-                                               win.kernel_h * win.kernel_w, cols->shape[2]});
+/* Whether every window along one axis of `in` positions (output count `out`) reaches at least
+ * one of them, rather than padding alone (possible only with dilation). */
+static bool windows_reach(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad,
+                          int64_t dilation) {
+    for (int64_t o = 0; o < out; o++) {
+        bool reached = false;
+        for (int64_t k = 0; k < kernel && !reached; k++) {
+            const int64_t at = o * stride - pad + k * dilation;
+            reached = at >= 0 && at < in;
+        }
+        if (!reached) return false;
+    }
+    return true;
 }
 
-/* x: [N, C, H, W] -> windows [N, C, KK, L] (padding -inf) -> max over KK -> [N, C, OH, OW].
- * The gradient goes to the first maximum of each window in (kh, kw) order, as PyTorch's. */
+/* x: [N, C, H, W] -> window_argmax2d -> gather x at those offsets -> [N, C, OH, OW]. The
+ * gradient goes to the first maximum of each window in (kh, kw) order (its first NaN, if any),
+ * as PyTorch's. ceil_mode's extra room is padded with -inf, and so is the padding when some
+ * window would hold padding alone (window_argmax2d has no offset for it): its value is -inf. */
 tg_tensor *tg_max_pool2d(tg_tape *tp, tg_tensor *x, const tg_pool2d_opts *opts) {
     pool_geometry g;
     if (!pool_geometry_of(tp, "max_pool2d", x, opts, true, &g)) return NULL;
-    tg_tensor *m = tg_max(tp, pool_windows(tp, x, &g), (int[]){2}, 1, false);
-    return tg_reshape(tp, m, 4, (int64_t[]){x->shape[0], x->shape[1], g.out_h, g.out_w});
+    tg_tensor *xp = ceil_room(tp, x, &g, -INFINITY);
+    if (!xp) return NULL;
+    tg_window2d win = g.win;
+    if (!windows_reach(xp->shape[2], g.out_h, win.kernel_h, win.stride_h, win.pad_h,
+                       win.dilation_h) ||
+        !windows_reach(xp->shape[3], g.out_w, win.kernel_w, win.stride_w, win.pad_w,
+                       win.dilation_w)) {
+        xp = tg_pad(tp, xp, (int64_t[]){0, 0, 0, 0, win.pad_h, win.pad_h, win.pad_w, win.pad_w},
+                    -INFINITY);
+        win.pad_h = win.pad_w = 0;
+        if (!xp) return NULL;
+    }
+    const int64_t n = x->shape[0], c = x->shape[1], l = g.out_h * g.out_w;
+    tg_tensor *at = tg_window_argmax2d(tp, xp, &win);
+    tg_tensor *flat = tg_reshape(tp, xp, 3, (int64_t[]){n, c, xp->shape[2] * xp->shape[3]});
+    tg_tensor *m = tg_gather(tp, flat, 2, tg_reshape(tp, at, 3, (int64_t[]){n, c, l}));
+    return tg_reshape(tp, m, 4, (int64_t[]){n, c, g.out_h, g.out_w});
 }
 
 /* The divisor of average pooling for output index i along one axis, as PyTorch's avg_pool2d:

@@ -1,10 +1,13 @@
-/* Sliding-window primitives: unfold2d (im2col) and fold2d (col2im), each the other's VJP, and
- * window_sum2d and window_spread2d, likewise. With cols laid out [N, C*KH*KW, OH*OW], max
- * pooling is a reduction over the middle axis; laid out [C*KH*KW, N, OH*OW] (batch inner), a
- * convolution is one GEMM against the weights viewed as [OC, C*KH*KW] for the whole batch.
- * window_sum2d is unfold2d followed by a sum over the window axis in one pass, without writing
- * the KH*KW times larger cols (average pooling; its backward the matching fold of the
- * gradient, repeated for every window entry, is window_spread2d). */
+/* Sliding-window primitives: unfold2d (im2col) and fold2d (col2im), each the other's VJP;
+ * window_sum2d and window_spread2d, likewise; and window_argmax2d, which has no gradient. Laid
+ * out [C*KH*KW, N, OH*OW] (batch inner), cols make a convolution one GEMM against the weights
+ * viewed as [OC, C*KH*KW] for the whole batch. window_sum2d is unfold2d followed by a sum over
+ * the window axis in one pass, without writing the KH*KW times larger cols (average pooling;
+ * its backward, the fold of the gradient repeated for every window entry, is
+ * window_spread2d); window_argmax2d finds each window's maximum the same way, for max pooling
+ * to gather. */
+#include <math.h>
+
 #include "ops/op.h"
 
 int64_t tg_window2d_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
@@ -131,13 +134,18 @@ static void window_spread2d_vjp(tg_tape *tp, const tg_node *n, tg_tensor *g, con
 static const tg_op window_sum2d_op = {"window_sum2d", window_sum2d_vjp},
                    window_spread2d_op = {"window_spread2d", window_spread2d_vjp};
 
-/* win reads padding as 0 and has the [N, C, ...] layout (window sums have no cols); else an
- * error naming op and its input `in`. */
-static bool plain_window(tg_tape *tp, const char *op, const tg_tensor *in, const tg_window2d *win) {
-    if (win && (win->pad_value != 0.0 || win->batch_inner)) {
-        tg_fail(tp, "%s: padding adds nothing to a window sum and there are no cols to lay out: "
-                    "pad_value must be 0 and batch_inner false (got %g, %s; input %s)", op,
-                win->pad_value, win->batch_inner ? "true" : "false", TG_SHAPE_STR(in));
+/* win has the [N, C, ...] layout (window sums and maxima have no cols) and a pad value of 0,
+ * or also -inf where `max_pad` (padding is never a window's maximum); else an error naming op
+ * and its input `in`. */
+static bool plain_window(tg_tape *tp, const char *op, const tg_tensor *in, const tg_window2d *win,
+                         bool max_pad) {
+    if (win && (!(win->pad_value == 0.0 || (max_pad && win->pad_value == -INFINITY)) ||
+                win->batch_inner)) {
+        tg_fail(tp, "%s: padding %s and there are no cols to lay out: pad_value must be 0%s and "
+                    "batch_inner false (got %g, %s; input %s)", op,
+                max_pad ? "is never a maximum" : "adds nothing to a window sum",
+                max_pad ? " or -inf" : "", win->pad_value, win->batch_inner ? "true" : "false",
+                TG_SHAPE_STR(in));
         return false;
     }
     return true;
@@ -151,7 +159,7 @@ tg_tensor *tg_window_sum2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
         return NULL;
     }
     tg_kwindow k;
-    if (!plain_window(tp, "window_sum2d", x, win) ||
+    if (!plain_window(tp, "window_sum2d", x, win, false) ||
         !describe(tp, "window_sum2d", x, win, x->shape[0], x->shape[1], x->shape[2],
                   x->shape[3], &k))
         return NULL;
@@ -173,7 +181,7 @@ tg_tensor *tg_window_spread2d(tg_tape *tp, tg_tensor *y, int64_t height, int64_t
         return NULL;
     }
     tg_kwindow k;
-    if (!plain_window(tp, "window_spread2d", y, win) ||
+    if (!plain_window(tp, "window_spread2d", y, win, false) ||
         !describe(tp, "window_spread2d", y, win, y->shape[0], y->shape[1], height, width, &k))
         return NULL;
     if (k.oh != y->shape[2] || k.ow != y->shape[3]) {
@@ -188,4 +196,23 @@ tg_tensor *tg_window_spread2d(tg_tape *tp, tg_tensor *y, int64_t height, int64_t
     tg_k_fold2d(y->dtype, &k, y->data, x->data);
     window_params p = {*win};
     return tg_record(tp, &window_spread2d_op, x, 1, &y, &p, sizeof p) ? x : NULL;
+}
+
+tg_tensor *tg_window_argmax2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
+    if (!tg_op_begin(tp, "window_argmax2d", 1, &x) ||
+        !tg_op_same_float(tp, "window_argmax2d", 1, &x))
+        return NULL;
+    if (x->ndim != 4) {
+        tg_fail(tp, "window_argmax2d: input must be [N, C, H, W], got %s", TG_SHAPE_STR(x));
+        return NULL;
+    }
+    tg_kwindow k;
+    if (!plain_window(tp, "window_argmax2d", x, win, true) ||
+        !describe(tp, "window_argmax2d", x, win, x->shape[0], x->shape[1], x->shape[2],
+                  x->shape[3], &k))
+        return NULL;
+    tg_tensor *idx = tg_tensor_alloc(tp, TG_I64, 4, (int64_t[]){k.n, k.c, k.oh, k.ow});
+    if (!idx) return NULL;
+    tg_k_window_argmax2d(x->dtype, &k, x->data, idx->data);
+    return idx;
 }
