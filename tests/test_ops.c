@@ -338,6 +338,12 @@ static tg_window2d window(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_
     return (tg_window2d){kh, kw, sh, sw, ph, pw, dh, dw, pad_value, false};
 }
 
+/* A window over an H x W plane, for the tests that run one check over many. */
+typedef struct window_case {
+    int64_t h, w;
+    tg_window2d win;
+} window_case;
+
 /* ---------------------------------------------------------------------------------------------
  * Elementwise unary
  * ------------------------------------------------------------------------------------------- */
@@ -1148,10 +1154,7 @@ START_TEST(test_window_sums) {
            VALS(1, 2, 2, 3, 4, 4, 3, 4, 4));
     tg_tape_free(tp);
 
-    const struct {
-        int64_t h, w;
-        tg_window2d win;
-    } cases[] = {
+    const window_case cases[] = {
         {5, 7, window(3, 2, 1, 2, 1, 0, 1, 1, 0.0)},
         {9, 8, window(2, 3, 3, 1, 0, 2, 2, 1, 0.0)},
         {6, 6, window(2, 2, 2, 2, 0, 0, 1, 1, 0.0)},
@@ -1202,10 +1205,7 @@ START_TEST(test_window_argmax) {
 
     /* float takes the same offsets through every path (tables, pieces of stride 1, 2 and 3),
      * on small integers with many ties, a few NaN and runs of -inf */
-    const struct {
-        int64_t h, w;
-        tg_window2d win;
-    } cases[] = {
+    const window_case cases[] = {
         {3, 3, window(2, 2, 1, 1, 0, 0, 1, 1, 0.0)},
         {10, 12, window(3, 3, 2, 2, 1, 1, 1, 1, 0.0)},
         {20, 100, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},
@@ -1234,10 +1234,7 @@ END_TEST
  * axes swapped, for unfold and fold, in both dtypes, on windows with short output rows (the
  * table path) and long ones (the row path), strided, padded and dilated. */
 START_TEST(test_window_batch_inner) {
-    const struct {
-        int64_t h, w;
-        tg_window2d win;
-    } cases[] = {
+    const window_case cases[] = {
         {6, 6, window(3, 3, 1, 1, 0, 0, 1, 1, 0.0)},
         {13, 13, window(3, 3, 2, 2, 0, 0, 1, 1, 0.0)},
         {32, 32, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},
@@ -1278,10 +1275,7 @@ END_TEST
  * rounding; so do window sums and their spreads, and window maxima are the same values, where
  * the padding reads 0. */
 START_TEST(test_window_f32_paths) {
-    const struct {
-        int64_t h, w;
-        tg_window2d win;
-    } cases[] = {
+    const window_case cases[] = {
         {14, 14, window(5, 5, 1, 1, 0, 0, 1, 1, 0.0)},   /* LeNet-5's second convolution */
         {8, 8, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},
         {10, 16, window(3, 3, 1, 1, 1, 1, 1, 1, 0.0)},   /* one full piece */

@@ -543,23 +543,29 @@ static void draw_unfold2d(tg_rng *rng, gc_case *c) {
     add_float(c, rng, 4, s, ANY);
 }
 
-/* fold2d: cols [N, C*KH*KW, OH*OW] (batch inner: [C*KH*KW, N, OH*OW]) for an output
- * [N, C, H, W]. */
-static void draw_fold2d(tg_rng *rng, gc_case *c) {
-    int64_t s[4];
-    draw_window(rng, c, s, MAX_NUMEL + 12);
+/* For the ops from windows back to an [N, C, H, W] output (fold2d, window_spread2d): sets the
+ * output size to nchw's H and W, names it in the note, and gives the window counts OH, OW. */
+static void output_size(gc_case *c, const int64_t *nchw, int64_t *oh, int64_t *ow) {
     const tg_window2d *w = &c->win;
-    c->height = s[2];
-    c->width = s[3];
-    const int64_t rows = s[1] * w->kernel_h * w->kernel_w;
-    int64_t cols[3] = {
-        w->batch_inner ? rows : s[0], w->batch_inner ? s[0] : rows,
-        tg_window2d_out(s[2], w->kernel_h, w->stride_h, w->pad_h, w->dilation_h) *
-            tg_window2d_out(s[3], w->kernel_w, w->stride_w, w->pad_w, w->dilation_w)};
-    add_float(c, rng, 3, cols, ANY);
+    c->height = nchw[2];
+    c->width = nchw[3];
+    *oh = tg_window2d_out(c->height, w->kernel_h, w->stride_h, w->pad_h, w->dilation_h);
+    *ow = tg_window2d_out(c->width, w->kernel_w, w->stride_w, w->pad_w, w->dilation_w);
     size_t len = strlen(c->note);
     snprintf(c->note + len, sizeof c->note - len, " to %lldx%lld", (long long)c->height,
              (long long)c->width);
+}
+
+/* fold2d: cols [N, C*KH*KW, OH*OW] (batch inner: [C*KH*KW, N, OH*OW]) for an output
+ * [N, C, H, W]. */
+static void draw_fold2d(tg_rng *rng, gc_case *c) {
+    int64_t s[4], oh, ow;
+    draw_window(rng, c, s, MAX_NUMEL + 12);
+    output_size(c, s, &oh, &ow);
+    const tg_window2d *w = &c->win;
+    const int64_t rows = s[1] * w->kernel_h * w->kernel_w;
+    int64_t cols[3] = {w->batch_inner ? rows : s[0], w->batch_inner ? s[0] : rows, oh * ow};
+    add_float(c, rng, 3, cols, ANY);
 }
 
 /* A window for window_sum2d and window_spread2d: draw_window's, reading padding as 0 in the
@@ -581,17 +587,10 @@ static void draw_window_sum2d(tg_rng *rng, gc_case *c) {
 
 /* window_spread2d: y [N, C, OH, OW] for an output [N, C, H, W]. */
 static void draw_window_spread2d(tg_rng *rng, gc_case *c) {
-    int64_t s[4];
+    int64_t s[4], oh, ow;
     draw_plain_window(rng, c, s, 48);
-    const tg_window2d *w = &c->win;
-    c->height = s[2];
-    c->width = s[3];
-    s[2] = tg_window2d_out(c->height, w->kernel_h, w->stride_h, w->pad_h, w->dilation_h);
-    s[3] = tg_window2d_out(c->width, w->kernel_w, w->stride_w, w->pad_w, w->dilation_w);
-    add_float(c, rng, 4, s, ANY);
-    size_t len = strlen(c->note);
-    snprintf(c->note + len, sizeof c->note - len, " to %lldx%lld", (long long)c->height,
-             (long long)c->width);
+    output_size(c, s, &oh, &ow);
+    add_float(c, rng, 4, (int64_t[]){s[0], s[1], oh, ow}, ANY);
 }
 
 /* ---- generators: activations ------------------------------------------------------------ */

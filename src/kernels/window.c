@@ -367,6 +367,15 @@ static inline __m512 strided_piece(const piece *e, const float *line, int64_t st
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), e->lanes, at, row, 4);
 }
 
+/* The elements of base at the 16 offsets from `offsets` (lanes `in`), 0 where an offset is -1:
+ * one masked gather. *at gets the offsets, *real the lanes that have one. */
+static inline __m512 gather_offsets(const int32_t *offsets, __mmask16 in, const float *base,
+                                    __m512i *at, __mmask16 *real) {
+    *at = _mm512_maskz_loadu_epi32(in, offsets);
+    *real = _mm512_mask_cmpge_epi32_mask(in, *at, _mm512_setzero_si512());
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), *real, *at, base, 4);
+}
+
 /* fold of windows that do not overlap (each input position read by at most one window entry,
  * as in pooling with stride = kernel): owner[i] = the offset k*rs + l in a plane's rows of the
  * entry (k, l) that reads input position i, or -1. False when two entries read one position,
@@ -393,10 +402,10 @@ static void fold_owned_float(int64_t hw, const int32_t *restrict owner, const fl
                              float *restrict plane) {
     for (int64_t i0 = 0; i0 < hw; i0 += 16) {
         const __mmask16 in_plane = piece_lanes(hw - i0, 0);
-        const __m512i at = _mm512_maskz_loadu_epi32(in_plane, owner + i0);
-        const __mmask16 owned = _mm512_mask_cmpge_epi32_mask(in_plane, at, _mm512_setzero_si512());
+        __m512i at;
+        __mmask16 owned;
         _mm512_mask_storeu_ps(plane + i0, in_plane,
-                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), owned, at, rows, 4));
+                              gather_offsets(owner + i0, in_plane, rows, &at, &owned));
     }
 }
 
@@ -409,11 +418,10 @@ static void sum_table_float(int64_t kk, int64_t L, const int32_t *restrict table
         const __mmask16 in_row = piece_lanes(L - l0, 0);
         __m512 acc = _mm512_setzero_ps();
         for (int64_t k = 0; k < kk; k++) {
-            const __m512i at = _mm512_maskz_loadu_epi32(in_row, table + k * L + l0);
-            const __mmask16 lanes =
-                _mm512_mask_cmpge_epi32_mask(in_row, at, _mm512_setzero_si512());
-            acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, at,
-                                                               plane, 4));
+            __m512i at;
+            __mmask16 real;
+            const __m512 v = gather_offsets(table + k * L + l0, in_row, plane, &at, &real);
+            acc = _mm512_add_ps(acc, v);
         }
         _mm512_mask_storeu_ps(out + l0, in_row, acc);
     }
@@ -427,6 +435,31 @@ static inline void store_offsets(int64_t *dst, __mmask16 lanes, __m512i at) {
                              _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(at, 1)));
 }
 
+/* The running maxima of 16 outputs: values, their offsets (-1 before the first), and the lanes
+ * that have taken an element. */
+typedef struct running_max {
+    __m512 best;
+    __m512i at;
+    __mmask16 seen;
+} running_max;
+
+static inline running_max no_max(void) {
+    return (running_max){_mm512_setzero_ps(), _mm512_set1_epi32(-1), 0};
+}
+
+/* m after the elements v (at offsets pos) in the lanes `real`: each taken where it is a lane's
+ * first, or larger than its maximum, or NaN while the maximum is not (so the first maximum and
+ * the first NaN stay). */
+static inline void max_take(running_max *m, __m512 v, __m512i pos, __mmask16 real) {
+    const __mmask16 better =
+        _mm512_cmp_ps_mask(v, m->best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __mmask16 take =
+        real & (~m->seen | (_mm512_cmp_ps_mask(m->best, m->best, _CMP_ORD_Q) & better));
+    m->best = _mm512_mask_mov_ps(m->best, take, v);
+    m->at = _mm512_mask_mov_epi32(m->at, take, pos);
+    m->seen |= real;
+}
+
 /* plane [H, W] -> idx [OH*OW] of one (n, c), as argmax_plane, from a window table: each 16
  * outputs keep their running maximum and its offset in registers over the KH*KW entries (one
  * masked gather each) and are stored once. */
@@ -434,24 +467,30 @@ static void argmax_table_float(int64_t kk, int64_t L, const int32_t *restrict ta
                                const float *restrict plane, int64_t *restrict idx) {
     for (int64_t l0 = 0; l0 < L; l0 += 16) {
         const __mmask16 in_row = piece_lanes(L - l0, 0);
-        __m512 best = _mm512_setzero_ps();
-        __m512i at = _mm512_set1_epi32(-1);
-        __mmask16 seen = 0;
+        running_max m = no_max();
         for (int64_t k = 0; k < kk; k++) {
-            const __m512i t = _mm512_maskz_loadu_epi32(in_row, table + k * L + l0);
-            const __mmask16 real = _mm512_mask_cmpge_epi32_mask(in_row, t, _mm512_setzero_si512());
-            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), real, t, plane, 4);
-            const __mmask16 better = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                                     _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            const __mmask16 take =
-                real & (~seen | (_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q) & better));
-            best = _mm512_mask_mov_ps(best, take, v);
-            at = _mm512_mask_mov_epi32(at, take, t);
-            seen |= real;
+            __m512i at;
+            __mmask16 real;
+            const __m512 v = gather_offsets(table + k * L + l0, in_row, plane, &at, &real);
+            max_take(&m, v, at, real);
         }
-        store_offsets(idx + l0, in_row, at);
+        store_offsets(idx + l0, in_row, m.at);
     }
 }
+
+/* Runs BODY for every window entry (ki, kj) of output row oy and piece p that has lanes inside
+ * the plane: BODY sees the piece `e` (from unfold_pieces' table), the input row `iy` and its
+ * elements `line`. */
+#define FOR_PIECE_ENTRIES(w, table, plane, oy, p, ...)                                         \
+    for (int64_t ki = 0; ki < (w)->kh; ki++) {                                                \
+        const int64_t iy = (oy) * (w)->sh - (w)->ph + ki * (w)->dh;                           \
+        if (iy < 0 || iy >= (w)->h) continue;                                                 \
+        const float *line = (plane) + iy * (w)->w;                                            \
+        for (int64_t kj = 0; kj < (w)->kw; kj++) {                                            \
+            const piece *e = &(table)[(p) * (w)->kw + kj];                                    \
+            if (e->lanes) __VA_ARGS__;                                                        \
+        }                                                                                     \
+    }
 
 /* plane [H, W] -> out [OH, OW] of one (n, c), as sum_plane: each 16-wide piece of an output row
  * adds its window's entries in a register (strided_piece, lanes and offsets from the table
@@ -463,15 +502,8 @@ static void sum_plane_pieces_float(const tg_kwindow *w, const piece *table,
     for (int64_t oy = 0; oy < w->oh; oy++)
         for (int64_t p = 0; p < pieces; p++) {
             __m512 acc = _mm512_setzero_ps();
-            for (int64_t ki = 0; ki < w->kh; ki++) {
-                const int64_t iy = oy * w->sh - w->ph + ki * w->dh;
-                if (iy < 0 || iy >= w->h) continue;
-                const float *line = plane + iy * w->w;
-                for (int64_t kj = 0; kj < w->kw; kj++) {
-                    const piece *e = &table[p * w->kw + kj];
-                    if (e->lanes) acc = _mm512_add_ps(acc, strided_piece(e, line, w->sw));
-                }
-            }
+            FOR_PIECE_ENTRIES(w, table, plane, oy, p,
+                              acc = _mm512_add_ps(acc, strided_piece(e, line, w->sw)));
             _mm512_mask_storeu_ps(out + oy * w->ow + 16 * p, piece_lanes(w->ow, p), acc);
         }
 }
@@ -487,31 +519,15 @@ static void argmax_plane_pieces_float(const tg_kwindow *w, const piece *table,
     const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int32_t)w->sw));
     for (int64_t oy = 0; oy < w->oh; oy++)
         for (int64_t p = 0; p < pieces; p++) {
-            __m512 best = _mm512_setzero_ps();
-            __m512i at = _mm512_set1_epi32(-1);
-            __mmask16 seen = 0;
-            for (int64_t ki = 0; ki < w->kh; ki++) {
-                const int64_t iy = oy * w->sh - w->ph + ki * w->dh;
-                if (iy < 0 || iy >= w->h) continue;
-                const float *line = plane + iy * w->w;
-                for (int64_t kj = 0; kj < w->kw; kj++) {
-                    const piece *e = &table[p * w->kw + kj];
-                    if (!e->lanes) continue;
-                    const __m512 v = strided_piece(e, line, w->sw);
-                    /* lane i reads offset iy*W + at + (i - first) * sw */
-                    const int64_t first = __builtin_ctz(e->lanes);
-                    const __m512i pos = _mm512_add_epi32(
-                        step, _mm512_set1_epi32((int32_t)(iy * w->w + e->at - first * w->sw)));
-                    const __mmask16 better = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                                             _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-                    const __mmask16 take =
-                        e->lanes & (~seen | (_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q) & better));
-                    best = _mm512_mask_mov_ps(best, take, v);
-                    at = _mm512_mask_mov_epi32(at, take, pos);
-                    seen |= e->lanes;
-                }
-            }
-            store_offsets(idx + oy * w->ow + 16 * p, piece_lanes(w->ow, p), at);
+            running_max m = no_max();
+            /* lane i of entry e reads offset iy*W + e->at + (i - first) * sw */
+            FOR_PIECE_ENTRIES(w, table, plane, oy, p, {
+                const int64_t first = __builtin_ctz(e->lanes);
+                const __m512i pos = _mm512_add_epi32(
+                    step, _mm512_set1_epi32((int32_t)(iy * w->w + e->at - first * w->sw)));
+                max_take(&m, strided_piece(e, line, w->sw), pos, e->lanes);
+            });
+            store_offsets(idx + oy * w->ow + 16 * p, piece_lanes(w->ow, p), m.at);
         }
 }
 #endif

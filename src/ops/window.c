@@ -151,18 +151,22 @@ static bool plain_window(tg_tape *tp, const char *op, const tg_tensor *in, const
     return true;
 }
 
-tg_tensor *tg_window_sum2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
-    if (!tg_op_begin(tp, "window_sum2d", 1, &x) || !tg_op_same_float(tp, "window_sum2d", 1, &x))
-        return NULL;
+/* The checks of window_sum2d and window_argmax2d (op): x a float [N, C, H, W] of the tape and
+ * win a plain_window that fits it, described into k; else an error naming op. */
+static bool windows_of(tg_tape *tp, const char *op, tg_tensor *x, const tg_window2d *win,
+                       bool max_pad, tg_kwindow *k) {
+    if (!tg_op_begin(tp, op, 1, &x) || !tg_op_same_float(tp, op, 1, &x)) return false;
     if (x->ndim != 4) {
-        tg_fail(tp, "window_sum2d: input must be [N, C, H, W], got %s", TG_SHAPE_STR(x));
-        return NULL;
+        tg_fail(tp, "%s: input must be [N, C, H, W], got %s", op, TG_SHAPE_STR(x));
+        return false;
     }
+    return plain_window(tp, op, x, win, max_pad) &&
+           describe(tp, op, x, win, x->shape[0], x->shape[1], x->shape[2], x->shape[3], k);
+}
+
+tg_tensor *tg_window_sum2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
     tg_kwindow k;
-    if (!plain_window(tp, "window_sum2d", x, win, false) ||
-        !describe(tp, "window_sum2d", x, win, x->shape[0], x->shape[1], x->shape[2],
-                  x->shape[3], &k))
-        return NULL;
+    if (!windows_of(tp, "window_sum2d", x, win, false, &k)) return NULL;
     tg_tensor *y = tg_tensor_alloc(tp, x->dtype, 4, (int64_t[]){k.n, k.c, k.oh, k.ow});
     if (!y) return NULL;
     tg_k_window_sum2d(x->dtype, &k, x->data, y->data);
@@ -199,18 +203,8 @@ tg_tensor *tg_window_spread2d(tg_tape *tp, tg_tensor *y, int64_t height, int64_t
 }
 
 tg_tensor *tg_window_argmax2d(tg_tape *tp, tg_tensor *x, const tg_window2d *win) {
-    if (!tg_op_begin(tp, "window_argmax2d", 1, &x) ||
-        !tg_op_same_float(tp, "window_argmax2d", 1, &x))
-        return NULL;
-    if (x->ndim != 4) {
-        tg_fail(tp, "window_argmax2d: input must be [N, C, H, W], got %s", TG_SHAPE_STR(x));
-        return NULL;
-    }
     tg_kwindow k;
-    if (!plain_window(tp, "window_argmax2d", x, win, true) ||
-        !describe(tp, "window_argmax2d", x, win, x->shape[0], x->shape[1], x->shape[2],
-                  x->shape[3], &k))
-        return NULL;
+    if (!windows_of(tp, "window_argmax2d", x, win, true, &k)) return NULL;
     tg_tensor *idx = tg_tensor_alloc(tp, TG_I64, 4, (int64_t[]){k.n, k.c, k.oh, k.ow});
     if (!idx) return NULL;
     tg_k_window_argmax2d(x->dtype, &k, x->data, idx->data);
