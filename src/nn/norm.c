@@ -188,9 +188,9 @@ tg_tensor *tg_group_norm(tg_tape *tp, tg_tensor *x, int64_t groups, tg_tensor *w
 }
 
 /* As PyTorch: div = the average of x^2 over a window of `size` channels (size/2 before,
- * (size-1)/2 after, zeros outside), y = x / (k + alpha div)^beta. The window sum is x^2 viewed
- * as a one-channel image [N, 1, C, rest], zero-padded along C and unfolded with a (size x 1)
- * kernel into [N, size, C*rest], then averaged over the window axis. */
+ * (size-1)/2 after, zeros outside), y = x / (k + alpha div)^beta. The window sums are those
+ * of x^2 viewed as a one-channel image [N, 1, C, rest] under a (size x 1) kernel padded by
+ * (size-1)/2 on both sides of C, after one zero channel in front for an even size. */
 tg_tensor *tg_local_response_norm(tg_tape *tp, tg_tensor *x, int64_t size, double alpha,
                                   double beta, double k) {
     const char *op = "local_response_norm";
@@ -202,12 +202,10 @@ tg_tensor *tg_local_response_norm(tg_tape *tp, tg_tensor *x, int64_t size, doubl
     if (x->numel == 0) return x;
     int64_t n = x->shape[0], c = x->shape[1], rest = x->numel / (n * c);
     tg_tensor *sq = tg_reshape(tp, tg_square(tp, x), 4, (int64_t[]){n, 1, c, rest});
-    tg_tensor *padded = tg_pad(tp, sq, (int64_t[]){0, 0, 0, 0, size / 2, (size - 1) / 2, 0, 0},
-                               0.0);
+    if (size % 2 == 0) sq = tg_pad(tp, sq, (int64_t[]){0, 0, 0, 0, 1, 0, 0, 0}, 0.0);
     tg_window2d win = {.kernel_h = size, .kernel_w = 1, .stride_h = 1, .stride_w = 1,
-                       .dilation_h = 1, .dilation_w = 1};
-    int axis = 1;
-    tg_tensor *div = tg_mean(tp, tg_unfold2d(tp, padded, &win), &axis, 1, false);
+                       .pad_h = (size - 1) / 2, .dilation_h = 1, .dilation_w = 1};
+    tg_tensor *div = tg_div_scalar(tp, tg_window_sum2d(tp, sq, &win), (double)size);
     div = tg_pow_scalar(tp, tg_add_scalar(tp, tg_mul_scalar(tp, div, alpha), k), beta);
     return tg_div(tp, x, tg_reshape(tp, div, x->ndim, x->shape));
 }
