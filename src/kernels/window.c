@@ -48,8 +48,9 @@
  * a piece table (16-wide pieces of a row times KW). */
 enum { TABLE_MAX = 1 << 14, UNFOLD_ROW_MIN = 10, FOLD_ROW_MIN = 12, PIECES_MAX = 1 << 12 };
 
-/* Outputs of a row that the portable window maxima keep running maxima for at once. */
-enum { ARGMAX_BLOCK = 64 };
+/* Outputs of a row that the portable window maxima keep running maxima for at once, and the
+ * stack a plane's unfolded rows may take (use_rows). */
+enum { ARGMAX_BLOCK = 64, ROWS_BYTES = 1 << 16 };
 
 /* table[k*L + l] = the offset in a plane [H, W] that entry (k, l) of the window reads, or -1
  * where it reads padding. */
@@ -644,6 +645,14 @@ static bool use_table(const tg_kwindow *w, int64_t row_min) {
            w->h * w->w <= INT32_MAX;
 }
 
+/* Whether the portable window sums and maxima unfold a plane into rows: its table fits, and
+ * so do the rows, plus one for the running maxima, in ROWS_BYTES of each thread's stack. */
+static bool use_rows(const tg_kwindow *w, size_t elem_size) {
+    const int64_t L = w->oh * w->ow;
+    return use_table(w, INT64_MAX) &&
+           (size_t)((w->kh * w->kw + 1) * L) * elem_size <= ROWS_BYTES;
+}
+
 #ifdef __AVX512F__
 /* Whether a piece table for rows of `width` and KW window columns fits on the stack. */
 static bool pieces_fit(int64_t width, int64_t kw) {
@@ -756,7 +765,7 @@ void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y)
         return;
     }
 #endif
-    if (use_table(w, INT64_MAX)) {
+    if (use_rows(w, tg_dtype_size(dt))) {
         const int64_t kk = w->kh * w->kw;
         int32_t table[kk * L];
         window_table(w, table);
@@ -803,7 +812,7 @@ void tg_k_window_argmax2d(tg_dtype dt, const tg_kwindow *w, const void *x, int64
         return;
     }
 #endif
-    if (use_table(w, INT64_MAX)) {
+    if (use_rows(w, tg_dtype_size(dt))) {
         const int64_t kk = w->kh * w->kw;
         int32_t table[kk * L];
         window_table(w, table);
