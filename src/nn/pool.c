@@ -1,9 +1,9 @@
 /* Pooling and resampling of [N, C, H, W] composed from primitives, with their layer objects:
  * max pooling as a gather at each window's maximum, average pooling as window sums divided by
- * the window sizes; adaptive average pooling and bilinear upsampling as two GEMMs
- * with constant matrices (rows of averaging or interpolation weights, one per output row and
- * column); nearest upsampling as index_select along H and then W. Output sizes and source
- * positions follow PyTorch 1.13. */
+ * the window sizes; adaptive average pooling and bilinear upsampling as two GEMMs with constant
+ * matrices (rows of averaging or interpolation weights, one per output row and column); nearest
+ * upsampling as index_select along H and then W. Output sizes and source positions follow
+ * PyTorch 1.13. */
 #include <math.h>
 #include <stdio.h>
 
