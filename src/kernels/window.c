@@ -465,6 +465,18 @@ static void fold_owned_float(int64_t hw, const int32_t *restrict owner, const fl
     }
 }
 
+/* Runs BODY for each of the KH*KW entries of a window table (table[k*L + l] the plane offset
+ * entry (k, l) reads, -1 for padding) for the 16 outputs from l0 (lanes in_row): BODY sees the
+ * entry's elements `v` (gather_offsets: 0 for padding), their offsets `at` and the lanes `real`
+ * that read one. */
+#define FOR_TABLE_ENTRIES(kk, L, table, plane, l0, in_row, ...)                                \
+    for (int64_t k = 0; k < (kk); k++) {                                                      \
+        __m512i at;                                                                           \
+        __mmask16 real;                                                                       \
+        const __m512 v = gather_offsets((table) + k * (L) + (l0), (in_row), (plane), &at, &real); \
+        __VA_ARGS__;                                                                          \
+    }
+
 /* plane [H, W] -> out [OH*OW] of one (n, c), as sum_plane, from a window table (table[k*L + l]
  * the plane offset entry (k, l) reads, -1 for padding): each 16 outputs add their KH*KW
  * entries in a register, one masked gather each, and are stored once. */
@@ -473,12 +485,7 @@ static void sum_table_float(int64_t kk, int64_t L, const int32_t *restrict table
     for (int64_t l0 = 0; l0 < L; l0 += 16) {
         const __mmask16 in_row = piece_lanes(L - l0, 0);
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t k = 0; k < kk; k++) {
-            __m512i at;
-            __mmask16 real;
-            const __m512 v = gather_offsets(table + k * L + l0, in_row, plane, &at, &real);
-            acc = _mm512_add_ps(acc, v);
-        }
+        FOR_TABLE_ENTRIES(kk, L, table, plane, l0, in_row, acc = _mm512_add_ps(acc, v));
         _mm512_mask_storeu_ps(out + l0, in_row, acc);
     }
 }
@@ -524,12 +531,7 @@ static void argmax_table_float(int64_t kk, int64_t L, const int32_t *restrict ta
     for (int64_t l0 = 0; l0 < L; l0 += 16) {
         const __mmask16 in_row = piece_lanes(L - l0, 0);
         running_max m = no_max();
-        for (int64_t k = 0; k < kk; k++) {
-            __m512i at;
-            __mmask16 real;
-            const __m512 v = gather_offsets(table + k * L + l0, in_row, plane, &at, &real);
-            max_take(&m, v, at, real);
-        }
+        FOR_TABLE_ENTRIES(kk, L, table, plane, l0, in_row, max_take(&m, v, at, real));
         store_offsets(idx + l0, in_row, m.at);
     }
 }
