@@ -12,6 +12,9 @@
         const int64_t is = it.inner_stride[0], id = it.inner_stride[1];                       \
         if (is == 1 && id == 1) {                                                             \
             memcpy(pd, ps, (size_t)it.inner * sizeof(T));                                     \
+        } else if (is == 0 && id == 1) { /* a broadcast (expand): a fill GCC vectorizes */    \
+            const T v = ps[0];                                                                \
+            for (int64_t i = 0; i < it.inner; i++) pd[i] = v;                                 \
         } else {                                                                              \
             for (int64_t i = 0; i < it.inner; i++) pd[i * id] = ps[i * is];                   \
         }                                                                                     \
