@@ -250,8 +250,8 @@ RUNS(double)
  * padding): the window entries unfolded into rows [KH*KW, OH*OW] of `scratch` (which has
  * (KH*KW + 1) * OH*OW elements; the last row holds the running maxima), then each row compared
  * with the running maxima in contiguous, branch-free passes, which GCC vectorizes. */
-#define ARGMAX_ROWS(T)                                                                       \
-    static void argmax_rows_##T(int64_t kk, int64_t L, const int32_t *restrict table,        \
+#define ARGMAX_ROWS(T)                                                                        \
+    static void argmax_rows_##T(int64_t kk, int64_t L, const int32_t *restrict table,         \
                                  const T *restrict plane, int64_t *restrict idx,              \
                                  T *restrict scratch) {                                       \
         unfold_table_##T(kk, L, table, plane, scratch, L, 0);                                 \
@@ -469,7 +469,7 @@ static void fold_owned_float(int64_t hw, const int32_t *restrict owner, const fl
  * entry (k, l) reads, -1 for padding) for the 16 outputs from l0 (lanes in_row): BODY sees the
  * entry's elements `v` (gather_offsets: 0 for padding), their offsets `at` and the lanes `real`
  * that read one. */
-#define FOR_TABLE_ENTRIES(kk, L, table, plane, l0, in_row, ...)                                \
+#define FOR_TABLE_ENTRIES(kk, L, table, plane, l0, in_row, ...)                               \
     for (int64_t k = 0; k < (kk); k++) {                                                      \
         __m512i at;                                                                           \
         __mmask16 real;                                                                       \
@@ -539,7 +539,7 @@ static void argmax_table_float(int64_t kk, int64_t L, const int32_t *restrict ta
 /* Runs BODY for every window entry (ki, kj) of output row oy and piece p that has lanes inside
  * the plane: BODY sees the piece `e` (from unfold_pieces' table), the input row `iy` and its
  * elements `line`. */
-#define FOR_PIECE_ENTRIES(w, table, plane, oy, p, ...)                                         \
+#define FOR_PIECE_ENTRIES(w, table, plane, oy, p, ...)                                        \
     for (int64_t ki = 0; ki < (w)->kh; ki++) {                                                \
         const int64_t iy = (oy) * (w)->sh - (w)->ph + ki * (w)->dh;                           \
         if (iy < 0 || iy >= (w)->h) continue;                                                 \
