@@ -252,8 +252,8 @@ RUNS(double)
  * with the running maxima in contiguous, branch-free passes, which GCC vectorizes. */
 #define ARGMAX_ROWS(T)                                                                        \
     static void argmax_rows_##T(int64_t kk, int64_t L, const int32_t *restrict table,         \
-                                 const T *restrict plane, int64_t *restrict idx,              \
-                                 T *restrict scratch) {                                       \
+                                const T *restrict plane, int64_t *restrict idx,               \
+                                T *restrict scratch) {                                        \
         unfold_table_##T(kk, L, table, plane, scratch, L, 0);                                 \
         T *restrict best = scratch + kk * L;                                                  \
         for (int64_t l = 0; l < L; l++) {                                                     \
