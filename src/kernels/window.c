@@ -552,8 +552,7 @@ static void argmax_table_float(int64_t kk, int64_t L, const int32_t *restrict ta
 
 /* plane [H, W] -> out [OH, OW] of one (n, c), as sum_plane: each 16-wide piece of an output row
  * adds its window's entries in a register (strided_piece, lanes and offsets from the table
- * unfold_pieces builds) and is stored once; the gathers of strides above 2 take planes below
- * 2^31 elements. */
+ * unfold_pieces builds) and is stored once. */
 static void sum_plane_pieces_float(const tg_kwindow *w, const piece *table,
                                    const float *restrict plane, float *restrict out) {
     const int64_t pieces = pieces_in(w->ow);
@@ -758,7 +757,7 @@ void tg_k_window_sum2d(tg_dtype dt, const tg_kwindow *w, const void *x, void *y)
         });
         return;
     }
-    if (dt == TG_F32 && hw <= INT32_MAX && pieces_fit(w->ow, w->kw)) {
+    if (dt == TG_F32 && pieces_fit(w->ow, w->kw)) {
         piece table[pieces_in(w->ow) * w->kw];
         unfold_pieces(w, table);
         FOR_PLANES(w, {
